@@ -1,0 +1,69 @@
+# aws-iot-bridge: `make run` (local, no AWS) and `make test` work on a fresh Debian machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEPS_STAMP := $(VENV)/.deps-installed
+NODE_STAMP := node_modules/.package-lock.json
+CONFIG ?= config/example.json
+CDK := node_modules/.bin/cdk
+# Offline, quiet CDK CLI: no notices, telemetry or version check; jsii quiet about Node 20.
+export CDK_DISABLE_CLI_TELEMETRY := true
+export CDK_DISABLE_VERSION_CHECK := true
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+CDK_FLAGS := --no-notices --no-version-reporting --no-color -c config=$(CONFIG)
+
+.PHONY: help install system-deps test lint typecheck unit run synth deploy destroy bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(PY):
+	python3 -m venv $(VENV)
+
+# Reinstalls only when a requirement file changed since the last install.
+$(DEPS_STAMP): requirements.txt requirements-dev.txt | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+system-deps: ## install mosquitto (apt, as root) or say exactly what to install
+	@scripts/ensure-system-deps.sh
+
+install: $(DEPS_STAMP) $(NODE_STAMP) system-deps ## everything the tests and the CDK CLI need
+
+lint: $(DEPS_STAMP) ## ruff
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(DEPS_STAMP) ## mypy (strict)
+	$(VENV)/bin/mypy .
+
+test: install lint typecheck ## install what is missing, then ruff, mypy and pytest
+	@$(PY) -m pytest; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$status
+
+run: install ## the bridge on embedded defaults: local broker, moto, simulated LNS (Ctrl-C stops)
+	$(PY) -m bridge_container.local $(RUN_ARGS)
+
+synth: $(DEPS_STAMP) $(NODE_STAMP) ## cdk synth offline (CONFIG=config/example.json)
+	$(CDK) synth $(CDK_FLAGS) --quiet
+
+deploy: $(DEPS_STAMP) $(NODE_STAMP) ## cdk deploy with CONFIG into the current AWS account and region
+	$(CDK) deploy $(CDK_FLAGS) --all --require-approval broadening
+
+destroy: $(DEPS_STAMP) $(NODE_STAMP) ## cdk destroy: removes everything the deploy created
+	$(CDK) destroy $(CDK_FLAGS) --all
+
+bench: install ## benchmarks: figures printed and written to benchmarks/results/*.json
+	$(PY) -m benchmarks
+
+clean: ## remove generated files (keeps .venv and node_modules)
+	rm -rf cdk.out .mypy_cache .pytest_cache .ruff_cache .state

@@ -1,0 +1,166 @@
+"""Topic patterns: render ``uplinkTopicPattern`` / ``downlinkTopicPattern`` under AWS IoT's topic rules.
+
+AWS IoT rules enforced here: a topic is at most 256 UTF-8 bytes and has at most 7 slashes (the
+``$aws/rules/<rule>/`` Basic Ingest prefix does not count); a published topic has no ``+`` or ``#``;
+topics starting with ``$`` are reserved except Basic Ingest. A value substituted for a placeholder must
+stay inside its level: ``/``, ``+``, ``#``, NUL or an empty value are refused and never published.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bridge_domain.exceptions import TopicError, TopicValueError
+
+MAX_TOPIC_BYTES = 256
+MAX_TOPIC_SLASHES = 7
+BASIC_INGEST_PREFIX = "$aws/rules/"
+DEV_EUI_FIELD = "DevEUI"
+# Fields of the normalised uplink record that an uplink pattern may use as placeholders.
+UPLINK_TOPIC_FIELDS = frozenset({"DevEUI", "DevAddr", "FPort", "FCntUp", "LnsKind", "ApplicationId"})
+DOWNLINK_TOPIC_FIELDS = frozenset({DEV_EUI_FIELD})
+# Suffix levels of the downlink feedback topics (``<downlink topic>/<status>``).
+FEEDBACK_STATUSES = ("queued", "sent", "failed")
+
+_PLACEHOLDER_RE = re.compile(r"\{([A-Za-z][A-Za-z0-9_]*)\}")
+_FORBIDDEN_VALUE_CHARS = ("/", "+", "#", "\x00")
+
+
+def check_topic_value(name: str, value: str) -> None:
+    """Raise :class:`TopicValueError` if ``value`` cannot stand alone inside one topic level."""
+    if not value:
+        raise TopicValueError(f"value for {{{name}}} is empty")
+    for char in _FORBIDDEN_VALUE_CHARS:
+        if char in value:
+            shown = "NUL" if char == "\x00" else repr(char)
+            raise TopicValueError(f"value for {{{name}}} contains {shown}, which would change the topic structure")
+
+
+def _counted_part(topic: str) -> str:
+    """The part of a topic that AWS counts towards the slash limit (Basic Ingest prefix excluded)."""
+    if topic.startswith(BASIC_INGEST_PREFIX):
+        rest = topic[len(BASIC_INGEST_PREFIX) :]
+        _, _, after_rule = rest.partition("/")
+        return after_rule
+    return topic
+
+
+def check_topic(topic: str, *, is_filter: bool = False) -> None:
+    """Raise :class:`TopicError` unless ``topic`` (or a subscription filter) satisfies AWS IoT's rules."""
+    if not topic:
+        raise TopicError("topic is empty")
+    if len(topic.encode()) > MAX_TOPIC_BYTES:
+        raise TopicError(f"topic is longer than {MAX_TOPIC_BYTES} bytes")
+    if "\x00" in topic:
+        raise TopicError("topic contains NUL")
+    if topic.startswith("$") and not topic.startswith(BASIC_INGEST_PREFIX) and not topic.startswith("$share/"):
+        raise TopicError("topics starting with '$' are reserved by AWS IoT (only '$aws/rules/...' may be used)")
+    if _counted_part(topic).count("/") > MAX_TOPIC_SLASHES:
+        raise TopicError(f"topic has more than {MAX_TOPIC_SLASHES} slashes")
+    if not is_filter and ("+" in topic or "#" in topic):
+        raise TopicError("a published topic cannot contain '+' or '#'")
+
+
+@dataclass(frozen=True, slots=True)
+class TopicPattern:
+    """A parsed topic pattern such as ``tpx/things/{DevEUI}/uplink``."""
+
+    pattern: str
+    # Alternating pieces: literals[0] name[0] literals[1] name[1] ... literals[-1].
+    literals: tuple[str, ...]
+    names: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, pattern: str, *, allowed: frozenset[str] = UPLINK_TOPIC_FIELDS) -> TopicPattern:
+        """Parse and check ``pattern``; raise :class:`TopicError` naming the rule it breaks."""
+        if not pattern:
+            raise TopicError("pattern is empty")
+        literals: list[str] = []
+        names: list[str] = []
+        position = 0
+        for match in _PLACEHOLDER_RE.finditer(pattern):
+            literals.append(pattern[position : match.start()])
+            names.append(match.group(1))
+            position = match.end()
+        literals.append(pattern[position:])
+        for literal in literals:
+            if "{" in literal or "}" in literal:
+                raise TopicError("pattern has a '{' or '}' that is not part of a {Placeholder}")
+            if "+" in literal or "#" in literal:
+                raise TopicError("pattern contains '+' or '#': wildcards cannot be published")
+        unknown = sorted(set(names) - allowed)
+        if unknown:
+            raise TopicError(f"unknown placeholder(s) {unknown}; allowed: {sorted(allowed)}")
+        if DEV_EUI_FIELD not in names:
+            raise TopicError("pattern must contain {DevEUI}")
+        # Check the pattern's own shape with a placeholder-sized stand-in (16 chars, a DevEUI's length).
+        sample = "".join(lit + ("X" * 16 if i < len(names) else "") for i, lit in enumerate(literals))
+        check_topic(sample)
+        if "" in sample.split("/"):
+            raise TopicError("pattern has an empty topic level (leading, trailing or double '/')")
+        return cls(pattern=pattern, literals=tuple(literals), names=tuple(names))
+
+    def render(self, values: Mapping[str, object]) -> str:
+        """Substitute ``values``; raise :class:`TopicValueError` for a value that would escape its level."""
+        literals = self.literals
+        parts = [literals[0]]
+        for index, name in enumerate(self.names):
+            try:
+                raw = values[name]
+            except KeyError:
+                raise TopicValueError(f"no value for {{{name}}}") from None
+            value = raw if isinstance(raw, str) else str(raw)
+            check_topic_value(name, value)
+            parts.append(value)
+            parts.append(literals[index + 1])
+        topic = "".join(parts)
+        if len(topic.encode()) > MAX_TOPIC_BYTES:
+            raise TopicValueError(f"rendered topic is longer than {MAX_TOPIC_BYTES} bytes")
+        return topic
+
+    def _levels(self) -> list[str | None]:
+        """The pattern's levels; ``None`` for a level that is exactly one placeholder."""
+        levels: list[str | None] = []
+        for level in self.pattern.split("/"):
+            match = _PLACEHOLDER_RE.fullmatch(level)
+            if match is not None:
+                levels.append(None)
+            elif _PLACEHOLDER_RE.search(level):
+                raise TopicError(f"placeholder must fill a whole topic level, got {level!r}")
+            else:
+                levels.append(level)
+        return levels
+
+    def subscription_filter(self) -> str:
+        """The MQTT filter matching every topic of this pattern (each placeholder level becomes ``+``)."""
+        return "/".join("+" if level is None else level for level in self._levels())
+
+    def parse_topic(self, topic: str) -> dict[str, str] | None:
+        """Recover placeholder values from a concrete ``topic``; ``None`` when it does not match."""
+        levels = self._levels()
+        received = topic.split("/")
+        if len(received) != len(levels):
+            return None
+        values: dict[str, str] = {}
+        names = iter(self.names)
+        for expected, actual in zip(levels, received, strict=True):
+            if expected is None:
+                if not actual:
+                    return None
+                values[next(names)] = actual
+            elif expected != actual:
+                return None
+        return values
+
+    def child(self, level: str) -> TopicPattern:
+        """This pattern with one more literal level appended (used for downlink feedback topics)."""
+        return TopicPattern.parse(f"{self.pattern}/{level}", allowed=frozenset(self.names))
+
+
+def shared_subscription(group: str, topic_filter: str) -> str:
+    """``$share/<group>/<filter>``: each message goes to one subscriber of the group (one bridge task)."""
+    if not group or any(c in group for c in "/+#") or len(group) > 128:
+        raise TopicError("shared subscription group must be 1-128 characters without '/', '+' or '#'")
+    return f"$share/{group}/{topic_filter}"

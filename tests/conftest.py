@@ -1,0 +1,63 @@
+"""Session-wide fixtures: fake AWS credentials, the dev PKI, a real mosquitto broker and moto."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bridge_container.local.aws import FAKE_CREDENTIALS, LocalAws
+from bridge_container.local.broker import LocalBroker
+from bridge_container.local.pki import DevPki
+
+TEST_REGION = "eu-central-1"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fake_aws_credentials() -> Iterator[None]:
+    """No test may reach real AWS: fake credentials and a fixed region for the whole session."""
+    saved = {key: os.environ.get(key) for key in [*FAKE_CREDENTIALS, "AWS_DEFAULT_REGION", "AWS_PROFILE"]}
+    os.environ.update(FAKE_CREDENTIALS)
+    os.environ["AWS_DEFAULT_REGION"] = TEST_REGION
+    os.environ.pop("AWS_PROFILE", None)
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
+    """A CA with server and client certificates, created once per test session."""
+    return DevPki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="session")
+def rogue_pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
+    """A second, untrusted CA: its client certificates must be refused by the broker."""
+    return DevPki(tmp_path_factory.mktemp("rogue-pki"), ca_name="rogue-ca")
+
+
+@pytest.fixture(scope="session")
+def broker(pki: DevPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    """mosquitto on 127.0.0.1 with an mTLS listener and a WSS listener, shared by the session."""
+    with LocalBroker(tmp_path_factory.mktemp("broker"), pki) as running:
+        yield running
+
+
+@pytest.fixture
+def private_broker(pki: DevPki, tmp_path: Path) -> Iterator[LocalBroker]:
+    """A broker of the test's own, for tests that kill or restart it."""
+    with LocalBroker(tmp_path / "broker", pki) as running:
+        yield running
+
+
+@pytest.fixture
+def local_aws() -> Iterator[LocalAws]:
+    """moto's server on a free loopback port (for code that talks to AWS over HTTP)."""
+    with LocalAws() as server:
+        yield server
