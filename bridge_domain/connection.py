@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -84,7 +85,8 @@ class ConnectionConfiguration(_Model):
         description="Topic downlinks are taken from; {DevEUI} must fill one whole level.",
     )
     device_type: str = Field(
-        pattern=r"^[a-zA-Z0-9:_-]{1,128}$", description="AWS IoT thing type of every registered device (seed: Device Type)."
+        pattern=r"^[a-zA-Z0-9:_-]{1,128}$",
+        description="AWS IoT thing type of every registered device (seed: Device Type).",
     )
     region: str = Field(description="AWS region of the IoT Core endpoint, e.g. eu-central-1.")
     account_prefix: str | None = Field(
@@ -95,7 +97,7 @@ class ConnectionConfiguration(_Model):
     access_key_id: str | None = Field(
         default=None,
         pattern=r"^[A-Z0-9]{16,128}$",
-        description="Access key for another account (cross-account only; inside its own account the bridge uses its task role).",
+        description="Access key for another account (cross-account only; in its own account the bridge uses its role).",
     )
     secret_access_key: SecretInput | None = Field(default=None, description="Secret of accessKeyId.")
     certificate_id: str | None = Field(
@@ -104,13 +106,15 @@ class ConnectionConfiguration(_Model):
     certificate: SecretInput | None = Field(default=None, description="PEM of the bridge's client certificate.")
     private_key: SecretInput | None = Field(default=None, description="PEM of the certificate's private key.")
     protocol: Literal["SSL", "WSS"] = Field(
-        default="SSL", description="SSL: MQTT over TLS 1.2 with the certificate on 8883. WSS: MQTT over websockets on 443."
+        default="SSL",
+        description="SSL: MQTT over TLS 1.2 with the certificate on 8883. WSS: MQTT over websockets on 443.",
     )
     downlink_port: int = Field(default=1, ge=1, le=223, description="LoRaWAN FPort used for downlinks without one.")
     downlink_enabled: bool = Field(default=True, description="Subscribe to the downlink topic and forward to the LNS.")
     # --- what this deployment adds -----------------------------------------------------------------------------
     create_certificate: bool = Field(
-        default=False, description="The deployment creates the bridge certificate; SSL then needs no certificate fields."
+        default=False,
+        description="The deployment creates the bridge certificate; SSL then needs no certificate fields.",
     )
     broker: BrokerOverride | None = Field(default=None, description="Connect here instead of the derived endpoint.")
     lns: tuple[LnsSettings, ...] = Field(
@@ -235,11 +239,12 @@ class ConnectionConfiguration(_Model):
         if self.certificate_arn_region not in (None, self.region):
             add("certificateId", f"certificate is in region {self.certificate_arn_region}, not {self.region}", None)
         cert, key = self.certificate, self.private_key
-        if cert is not None and key is not None and not isinstance(cert, SecretsManagerRef | type(None)):
-            if not isinstance(key, SecretsManagerRef) and not pem.key_matches_certificate(
-                key.get_secret_value(), cert.get_secret_value()
-            ):
-                add("privateKey", "private key does not belong to the certificate", None)
+        if (
+            isinstance(cert, SecretStr)
+            and isinstance(key, SecretStr)
+            and not pem.key_matches_certificate(key.get_secret_value(), cert.get_secret_value())
+        ):
+            add("privateKey", "private key does not belong to the certificate", None)
         uplink = self.uplink_pattern
         sample = uplink.render(dict.fromkeys(uplink.names, "0000000000000000"))
         if self.downlink_pattern.parse_topic(sample) is not None:

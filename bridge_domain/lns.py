@@ -14,7 +14,12 @@ LnsKind = Literal["thingpark", "chirpstack", "tts"]
 
 class _LnsBase(BaseModel):
     model_config = ConfigDict(
-        alias_generator=to_camel, validate_by_name=True, validate_by_alias=True, serialize_by_alias=True, frozen=True, extra="forbid",
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        frozen=True,
+        extra="forbid",
         hide_input_in_errors=True,  # inputs may be secrets
     )
 
@@ -23,7 +28,9 @@ class ThingParkLns(_LnsBase):
     """ThingPark: uplinks POSTed as ``{"DevEUI_uplink": ...}``; downlinks through the AS downlink API."""
 
     kind: Literal["thingpark"] = "thingpark"
-    as_id: str = Field(default="aws-iot-bridge", min_length=1, max_length=64, description="Application server ID (AS_ID).")
+    as_id: str = Field(
+        default="aws-iot-bridge", min_length=1, max_length=64, description="Application server ID (AS_ID)."
+    )
     as_key: SecretInput | None = Field(
         default=None,
         description="AS key (32 hex digits): verifies uplink Tokens and signs downlinks. Without it uplinks are not "

@@ -26,9 +26,7 @@ def format_location(loc: tuple[str | int, ...]) -> str:
 
 def issues_from(exc: ValidationError) -> list[FieldIssue]:
     """Every error of ``exc`` as a field path and a message (inputs, which may be secrets, are left out)."""
-    return [
-        FieldIssue(format_location(tuple(error["loc"])), error["msg"]) for error in exc.errors(include_url=False)
-    ]
+    return [FieldIssue(format_location(tuple(error["loc"])), error["msg"]) for error in exc.errors(include_url=False)]
 
 
 def parse_connection(document: Any, *, source: str = "configuration") -> Connection:

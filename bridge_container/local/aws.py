@@ -11,7 +11,7 @@ from bridge_container.local.ports import LOOPBACK, free_port, wait_for_port
 # moto accepts any credentials; these fake ones keep boto3 from looking for real ones.
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto's conventional fake value
+    "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
 }
 
