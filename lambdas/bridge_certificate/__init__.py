@@ -1,0 +1,1 @@
+"""Custom resource that owns the bridge's AWS IoT certificate: created at deploy time, removed on destroy."""
