@@ -1,0 +1,1 @@
+"""AWS Lambda functions of the bridge: thing registration, status callback, teardown (one package each)."""

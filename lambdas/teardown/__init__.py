@@ -1,0 +1,1 @@
+"""Teardown custom resource: on stack deletion, removes the things the bridge registered and nothing else."""
