@@ -130,6 +130,9 @@ class ConnectionConfiguration(_Model):
     per_client_rate_per_sec: int = Field(default=MAX_PER_CLIENT_RATE_PER_SEC, ge=1, le=MAX_PER_CLIENT_RATE_PER_SEC)
     downlink_rate_per_sec: int = Field(default=MAX_DOWNLINK_RATE_PER_SEC, ge=1, le=MAX_DOWNLINK_RATE_PER_SEC)
     buffer_size: int = Field(default=20_000, ge=1, le=1_000_000, description="Uplinks waiting for the rate limiter.")
+    downlink_buffer_size: int = Field(
+        default=1_000, ge=1, le=100_000, description="Downlinks waiting for the rate limiter; beyond it they fail."
+    )
     keep_alive_secs: int = Field(default=60, ge=30, le=1200, description="MQTT keepalive (AWS IoT accepts 30-1200).")
     client_id_prefix: str = Field(default="iot-bridge", pattern=CLIENT_ID_PREFIX_RE.pattern)
     shared_subscription_group: str = Field(default="iot-bridge", pattern=r"^[A-Za-z0-9_-]{1,128}$")

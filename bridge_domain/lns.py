@@ -61,6 +61,11 @@ class TtsLns(_LnsBase):
     application_id: str = Field(min_length=1, max_length=36)
     webhook_id: str = Field(default="aws-iot-bridge", min_length=1, max_length=36)
     api_key: SecretInput | None = Field(default=None, description="API key allowed to push downlinks.")
+    device_id_prefix: str = Field(
+        default="eui-",
+        pattern=r"^[a-z0-9-]{0,20}$",
+        description="TTS addresses devices by ID: downlinks go to <deviceIdPrefix><lower-case DevEUI>.",
+    )
 
 
 LnsSettings = Annotated[ThingParkLns | ChirpStackLns | TtsLns, Field(discriminator="kind")]

@@ -1,0 +1,45 @@
+"""ChirpStack v4: enqueue on the device queue through the REST API, authenticated with an API token."""
+
+from __future__ import annotations
+
+import base64
+from typing import Literal
+
+import httpx
+
+from bridge_container.downlink.documents import DownlinkRequest
+from bridge_container.downlink.sender import LnsCall
+from bridge_domain.lns import ChirpStackLns
+from bridge_domain.secrets import reveal
+
+
+class ChirpStackAdapter:
+    """``POST {apiUrl}/devices/{devEui}/queue`` with ``{"queueItem": {...}}`` (ChirpStack writes EUIs lower case)."""
+
+    def __init__(self, settings: ChirpStackLns) -> None:
+        token = reveal(settings.api_token)
+        if token is None:
+            raise ValueError("ChirpStack downlinks need an apiToken")
+        self._base_url = str(settings.api_url).rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"}
+
+    @property
+    def kind(self) -> Literal["chirpstack"]:
+        return "chirpstack"
+
+    def prepare(self, request: DownlinkRequest) -> LnsCall:
+        dev_eui = request.dev_eui.lower()
+        body = {
+            "queueItem": {
+                "devEui": dev_eui,
+                "fPort": request.f_port,
+                "confirmed": request.confirmed,
+                "data": base64.b64encode(request.payload).decode(),
+            }
+        }
+        url = f"{self._base_url}/devices/{dev_eui}/queue"
+
+        def build(client: httpx.AsyncClient) -> httpx.Request:
+            return client.build_request("POST", url, json=body, headers=self._headers)
+
+        return LnsCall(lns=self.kind, build=build)

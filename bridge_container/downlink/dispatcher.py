@@ -1,0 +1,214 @@
+"""From accepted downlink to network server: a bounded backlog, concurrent calls, per-device order, feedback.
+
+Up to ``max_in_flight`` calls run at once (a network server answers in tens of milliseconds, so 100/s needs
+several in flight); the rate limiter inside the sender paces them. Downlinks for one device go out one after the
+other in arrival order, because a device's queue at the network server is ordered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from types import TracebackType
+
+from bridge_container.downlink.documents import DownlinkRequest
+from bridge_container.downlink.exceptions import DownlinkError, LnsError
+from bridge_container.downlink.feedback import Feedback, FeedbackPublisher
+from bridge_container.downlink.lns import LnsAdapter, LnsRouter
+from bridge_container.downlink.metrics import DownlinkMetrics
+from bridge_container.downlink.reasons import FailureReason, FeedbackStatus
+from bridge_container.downlink.sender import LnsSender
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchSettings:
+    backlog_size: int = 1_000  # accepted downlinks not yet answered by the network server (queued + in flight)
+    max_in_flight: int = 32
+    drain_deadline_secs: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Job:
+    request: DownlinkRequest
+    adapter: LnsAdapter
+    received_at: float
+
+
+class _DeviceOrder:
+    """One FIFO lock per DevEUI with a call in flight; forgotten when the last holder leaves."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, dev_eui: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(dev_eui, (None, 0))
+        lock = lock or asyncio.Lock()
+        self._locks[dev_eui] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[dev_eui]
+            if users == 1:
+                del self._locks[dev_eui]
+            else:
+                self._locks[dev_eui] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+class DownlinkDispatcher:
+    """An async context manager; ``submit`` never blocks and reports every refusal as failed feedback."""
+
+    def __init__(
+        self,
+        router: LnsRouter,
+        sender: LnsSender,
+        feedback: FeedbackPublisher,
+        metrics: DownlinkMetrics,
+        settings: DispatchSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._router = router
+        self._sender = sender
+        self._feedback = feedback
+        self._metrics = metrics
+        self._settings = settings or DispatchSettings()
+        self._clock = clock
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._pending = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._in_flight = asyncio.Semaphore(self._settings.max_in_flight)
+        self._device_order = _DeviceOrder()
+        self._calls: set[asyncio.Task[None]] = set()
+        self._runner: asyncio.Task[None] | None = None
+        self._accepting = False
+
+    @property
+    def backlog(self) -> int:
+        """Accepted downlinks the network server has not answered yet."""
+        return self._pending
+
+    def submit(self, request: DownlinkRequest, received_at: float) -> bool:
+        """Accept ``request`` for delivery; False (and failed feedback) when it cannot be accepted."""
+        if not self._accepting:
+            self.fail(request, FailureReason.SHUTDOWN, "the bridge is stopping")
+            return False
+        try:
+            adapter = self._router.select(request.lns)
+        except DownlinkError as exc:
+            self.fail(request, exc.reason, str(exc))
+            return False
+        if self._pending >= self._settings.backlog_size:
+            self.fail(request, FailureReason.QUEUE_FULL, f"{self._pending} downlinks already wait for the rate limit")
+            return False
+        self._set_pending(self._pending + 1)
+        self._queue.put_nowait(_Job(request, adapter, received_at))
+        return True
+
+    def fail(
+        self,
+        request: DownlinkRequest,
+        reason: FailureReason,
+        detail: str,
+        *,
+        lns: str | None = None,
+        attempts: int = 1,
+    ) -> None:
+        """Count a failed downlink and publish its failed feedback."""
+        self._metrics.failed(reason, attempts)
+        self._feedback.emit(
+            Feedback(
+                dev_eui=request.dev_eui,
+                status=FeedbackStatus.FAILED,
+                correlation_id=request.correlation_id,
+                reason=reason,
+                detail=detail,
+                lns=lns,
+            )
+        )
+
+    def _set_pending(self, pending: int) -> None:
+        self._pending = pending
+        self._metrics.set_queue_depth(pending)
+        if pending == 0:
+            self._idle.set()
+        else:
+            self._idle.clear()
+
+    async def _run(self) -> None:
+        while True:
+            job = await self._queue.get()
+            try:
+                await self._in_flight.acquire()
+            except asyncio.CancelledError:
+                self._queue.put_nowait(job)  # back in line, so that shutdown reports it as failed
+                raise
+            task = asyncio.create_task(self._deliver(job), name=f"downlink-{job.request.dev_eui}")
+            self._calls.add(task)
+            task.add_done_callback(self._calls.discard)
+
+    async def _deliver(self, job: _Job) -> None:
+        request, lns = job.request, job.adapter.kind
+        try:
+            call = job.adapter.prepare(request)
+            async with self._device_order.hold(request.dev_eui):
+                receipt = await self._sender.send(call)
+        except LnsError as exc:
+            logger.info("downlink to %s for %s failed: %s", lns, request.dev_eui, exc)
+            self.fail(request, exc.reason, str(exc), lns=lns, attempts=exc.attempts)
+        except asyncio.CancelledError:
+            self.fail(request, FailureReason.SHUTDOWN, "the bridge stopped before the network server answered", lns=lns)
+            raise
+        except Exception as exc:
+            logger.exception("downlink to %s for %s failed unexpectedly", lns, request.dev_eui)
+            self.fail(request, FailureReason.INTERNAL, type(exc).__name__, lns=lns)
+        else:
+            self._metrics.sent(lns, self._clock() - job.received_at, receipt.attempts)
+            self._feedback.emit(
+                Feedback(
+                    dev_eui=request.dev_eui,
+                    status=FeedbackStatus.QUEUED,
+                    correlation_id=request.correlation_id,
+                    lns=lns,
+                    lns_reference=receipt.reference,
+                )
+            )
+        finally:
+            self._in_flight.release()
+            self._set_pending(self._pending - 1)
+
+    async def __aenter__(self) -> DownlinkDispatcher:
+        self._accepting = True
+        self._runner = asyncio.create_task(self._run(), name="downlink-dispatcher")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._accepting = False
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._settings.drain_deadline_secs):
+                await self._idle.wait()
+        if self._runner is not None:
+            self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
+            self._runner = None
+        calls = list(self._calls)
+        for call in calls:
+            call.cancel()
+        await asyncio.gather(*calls, return_exceptions=True)
+        while not self._queue.empty():
+            job = self._queue.get_nowait()
+            self.fail(job.request, FailureReason.SHUTDOWN, "the bridge stopped before sending it", lns=job.adapter.kind)
+            self._set_pending(self._pending - 1)
