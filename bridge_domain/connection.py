@@ -186,14 +186,14 @@ class ConnectionConfiguration(_Model):
     @field_validator("certificate")
     @classmethod
     def _check_certificate(cls, value: Any) -> Any:
-        if not isinstance(value, SecretsManagerRef):
+        if value is not None and not isinstance(value, SecretsManagerRef):
             pem.load_certificate(value.get_secret_value())
         return value
 
     @field_validator("private_key")
     @classmethod
     def _check_private_key(cls, value: Any) -> Any:
-        if not isinstance(value, SecretsManagerRef):
+        if value is not None and not isinstance(value, SecretsManagerRef):
             pem.load_private_key(value.get_secret_value())
         return value
 
