@@ -40,3 +40,7 @@ class TopicValueError(TopicError):
 
 class InvalidDevEuiError(BridgeDomainError, ValueError):
     """A DevEUI is not exactly 16 hexadecimal digits."""
+
+
+class SecretReferenceError(BridgeDomainError):
+    """A Secrets Manager reference could not be read, or lacks the JSON key it names."""

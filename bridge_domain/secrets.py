@@ -13,11 +13,14 @@ Dumps show ``"**********"`` for a secret value; pass ``context={REVEAL_SECRETS: 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, SecretStr, SerializationInfo
+
+from bridge_domain.exceptions import SecretReferenceError
 
 REVEAL_SECRETS = "reveal_secrets"
 MASK = "**********"
@@ -86,3 +89,24 @@ def replace_references(document: object, fetch: SecretFetcher) -> object:
     if isinstance(document, list):
         return [replace_references(item, fetch) for item in document]
     return document
+
+
+def secrets_manager_fetcher(client: Any) -> SecretFetcher:
+    """A :data:`SecretFetcher` reading with ``client`` (a boto3 ``secretsmanager`` client)."""
+
+    def fetch(reference: SecretsManagerRef) -> str:
+        try:
+            secret_string = str(client.get_secret_value(SecretId=reference.secret_id)["SecretString"])
+        except Exception as exc:  # botocore's errors, wrapped so callers handle one domain error
+            raise SecretReferenceError(f"secret {reference.secret_id} could not be read: {exc}") from exc
+        if reference.json_key is None:
+            return secret_string
+        try:
+            value = json.loads(secret_string).get(reference.json_key)
+        except (ValueError, AttributeError):
+            value = None
+        if not isinstance(value, str):
+            raise SecretReferenceError(f"secret {reference.secret_id} has no string key {reference.json_key!r}")
+        return value
+
+    return fetch
