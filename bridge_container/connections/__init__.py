@@ -1,0 +1,1 @@
+"""The Connections API: create, replace, delete and read connections, stored durably and applied live."""

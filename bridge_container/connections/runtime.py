@@ -1,0 +1,24 @@
+"""What the Connections API needs from the running bridge: start, restart and stop one connection's runtime."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bridge_container.states import ConnectionState
+from bridge_domain.connection import Connection
+
+
+class ConnectionRuntimes(Protocol):
+    """Implemented by ``BridgeService``: one runtime (pool, pipeline, registrar, subscriber) per connection."""
+
+    async def add_connection(self, connection_id: str, connection: Connection) -> None: ...
+
+    async def replace_connection(self, connection_id: str, connection: Connection) -> None:
+        """Restart with the new configuration without losing buffered uplinks."""
+        ...
+
+    async def remove_connection(self, connection_id: str) -> None:
+        """Drain, then stop."""
+        ...
+
+    def connection_state(self, connection_id: str) -> ConnectionState: ...
