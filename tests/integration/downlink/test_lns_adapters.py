@@ -107,7 +107,7 @@ async def test_tts_pushes_on_the_webhook_downlink_queue_with_the_api_key(
     await sender_for(client).send(adapter.prepare(REQUEST))
     [request] = lns.requests
     assert request.path == "/api/v3/as/applications/app1/webhooks/wh1/devices/eui-70b3d57ed0000001/down/push"
-    assert request.headers["authorization"] == "Bearer k"
+    assert request.headers["authorization"] == "Bearer NNSXS.key"
     [downlink] = json.loads(request.body)["downlinks"]
     assert (downlink["f_port"], base64.b64decode(downlink["frm_payload"]), downlink["confirmed"]) == (
         5,
