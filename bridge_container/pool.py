@@ -1,0 +1,484 @@
+"""The MQTT pool of one connection: a bounded uplink buffer drained at the rate limits into up to 10 clients.
+
+Flow: ``submit`` appends to the buffer (never blocks; False when full, which ingress turns into 429). One
+dispatcher task hands buffered uplinks to OPENED clients in turn, each publish granted by the pool's
+:class:`~bridge_container.rates.UplinkLimiter` (a disconnected client gets nothing; its share goes to the others).
+Publishes complete on CRT threads into a deque; a reaper task on the loop counts them (published, or dropped
+with a reason) and records the latency. Every accepted uplink ends up published, dropped with a counted reason,
+or still buffered/in flight: nothing disappears silently.
+
+One dispatcher per pool rather than one per client: with a shared aggregate limit, per-client dispatchers would
+all wake for each aggregate token; one dispatcher serving the OPENED clients round-robin wakes once per grant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Final
+
+from bridge_container.exceptions import PoolClosedError, PublishError, SubscribeError
+from bridge_container.metrics import UplinkMetrics
+from bridge_container.mqtt_adapter import ClientCallbacks, ClientFactory, InboundMessage, MqttClient, error_name
+from bridge_container.rates import RateLimits, UplinkLimiter
+from bridge_container.states import ConnectionState, pool_state
+from bridge_domain.connection import ConnectionConfiguration
+
+logger = logging.getLogger(__name__)
+
+# Publishes per dispatcher turn before yielding, so HTTP requests keep being served during a burst.
+MAX_PUBLISHES_PER_TURN: Final = 256
+# uvloop timers have millisecond resolution; a shorter sleep would spin.
+MIN_SLEEP_SECS: Final = 0.001
+REAP_INTERVAL_SECS: Final = 0.02
+CONTROL_OPEN_TIMEOUT_SECS: Final = 10.0
+DRAIN_POLL_SECS: Final = 0.02
+
+DROP_PUBLISH_FAILED: Final = "publish_failed"
+DROP_SHUTDOWN: Final = "shutdown"
+DROP_REPLACED: Final = "replaced"
+
+Uplink = tuple[str, bytes, float]
+"""A buffered uplink: topic, payload, monotonic time of acceptance."""
+
+MessageHandler = Callable[[InboundMessage], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    """Size, buffer and rate limits of one pool."""
+
+    size: int
+    buffer_size: int
+    limits: RateLimits
+
+    def __post_init__(self) -> None:
+        if self.size < 1 or self.buffer_size < 1:
+            raise ValueError("pool size and buffer size must be >= 1")
+
+    @classmethod
+    def from_configuration(cls, config: ConnectionConfiguration, *, lift_rate_limits: bool = False) -> PoolSettings:
+        limits = (
+            RateLimits.lifted()
+            if lift_rate_limits
+            else RateLimits(
+                aggregate_per_sec=float(config.uplink_rate_per_sec),
+                per_client_per_sec=float(config.per_client_rate_per_sec),
+            )
+        )
+        return cls(size=config.pool_size, buffer_size=config.buffer_size, limits=limits)
+
+
+def topic_matches(topic_filter: str, topic: str) -> bool:
+    """MQTT filter matching (``+`` one level, ``#`` the rest); a ``$share/<group>/`` prefix is ignored."""
+    if topic_filter.startswith("$share/"):
+        topic_filter = topic_filter.split("/", 2)[2]
+    filter_levels = topic_filter.split("/")
+    topic_levels = topic.split("/")
+    for index, level in enumerate(filter_levels):
+        if level == "#":
+            return True
+        if index >= len(topic_levels) or (level != "+" and level != topic_levels[index]):
+            return False
+    return len(filter_levels) == len(topic_levels)
+
+
+class MqttPool:
+    """Up to ``size`` MQTT clients behind one bounded buffer; an async context manager."""
+
+    def __init__(
+        self,
+        connection_id: str,
+        settings: PoolSettings,
+        factory: ClientFactory,
+        metrics: UplinkMetrics,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.connection_id = connection_id
+        self.settings = settings
+        self._factory = factory
+        self._clock = clock
+        self._buffer: deque[Uplink] = deque()
+        self._capacity = settings.buffer_size
+        self._limiter = UplinkLimiter(settings.limits, settings.size) if settings.limits.any else None
+        self._clients: list[MqttClient] = []
+        self._opened: list[int] = []  # slots of OPENED clients, in slot order
+        self._round_robin = 0
+        self._wakeup: asyncio.Future[None] | None = None
+        self._completions: deque[tuple[float, float, int]] = deque()
+        self._sent = 0
+        self._reaped = 0
+        self._reap_needed = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+        self._started = False
+        self._subscriptions: dict[str, MessageHandler] = {}
+        self._subscriber: MqttClient | None = None  # the client holding the subscriptions
+        self._subscribed: set[str] = set()  # filters the holder has
+        self._subscribe_lock = asyncio.Lock()
+        self._handler_tasks: set[asyncio.Task[None]] = set()
+        self._state_changed = asyncio.Event()
+        self._failure_logged = False
+        labels = (connection_id,)
+        self._published = metrics.published.labels(*labels)
+        self._dropped_failed = metrics.dropped.labels(connection_id, DROP_PUBLISH_FAILED)
+        self._dropped = metrics.dropped
+        self._latency = metrics.publish_latency.labels(*labels)
+        self._client_state = metrics.client_state
+        self._pool_state = metrics.pool_state.labels(*labels)
+        metrics.buffer_depth.labels(*labels).set_function(lambda: len(self._buffer))
+        metrics.buffer_capacity.labels(*labels).set(self._capacity)
+        metrics.in_flight.labels(*labels).set_function(lambda: self.in_flight)
+        self._pool_state.state(ConnectionState.DEACTIVATED.value)
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+    async def __aenter__(self) -> MqttPool:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Build and start the clients (they connect in the background) and the dispatcher."""
+        if self._started:
+            return
+        self._started = True
+        callbacks = ClientCallbacks(on_state=self._on_client_state, on_message=self._on_message)
+        self._clients = [self._factory(slot, callbacks) for slot in range(self.settings.size)]
+        for client in self._clients:
+            self._client_state.labels(self.connection_id, client.client_id).state(client.state.value)
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._dispatch(), name=f"pool-dispatch-{self.connection_id}"),
+            loop.create_task(self._reap_loop(), name=f"pool-reap-{self.connection_id}"),
+        ]
+        await asyncio.gather(*(client.start() for client in self._clients))
+
+    async def stop(self, *, keep_buffer: bool = False) -> list[Uplink]:
+        """Stop the clients and tasks. Buffered uplinks are returned when ``keep_buffer``, else counted dropped."""
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        await asyncio.gather(*(client.stop() for client in self._clients), return_exceptions=True)
+        self._reap()
+        # Publishes that CRT never called back for (none expected after stop) are counted, not lost.
+        lost = self._sent - self._reaped
+        if lost > 0:
+            self._dropped.labels(self.connection_id, DROP_SHUTDOWN).inc(lost)
+            self._reaped = self._sent
+        remaining = list(self._buffer)
+        self._buffer.clear()
+        if remaining and not keep_buffer:
+            self._dropped.labels(self.connection_id, DROP_SHUTDOWN).inc(len(remaining))
+            logger.warning("connection %s: %d buffered uplinks dropped at stop", self.connection_id, len(remaining))
+        for task in list(self._handler_tasks):
+            task.cancel()
+        self._pool_state.state(ConnectionState.DEACTIVATED.value)
+        return remaining if keep_buffer else []
+
+    async def drain(self, deadline_secs: float) -> int:
+        """Wait until every buffered uplink is published (or failed), at most ``deadline_secs``.
+
+        Returns how many uplinks were still buffered or in flight at the deadline (they are counted as dropped by
+        :meth:`stop`).
+        """
+        deadline = self._clock() + deadline_secs
+        while (self._buffer or self.in_flight) and self._clock() < deadline:
+            self._kick()
+            await asyncio.sleep(DRAIN_POLL_SECS)
+        self._reap()
+        return len(self._buffer) + self.in_flight
+
+    # --- uplinks ---------------------------------------------------------------------------------------------
+    @property
+    def free(self) -> int:
+        """Uplinks the buffer can still take."""
+        return self._capacity - len(self._buffer)
+
+    @property
+    def depth(self) -> int:
+        return len(self._buffer)
+
+    @property
+    def in_flight(self) -> int:
+        return self._sent - self._reaped
+
+    def submit(self, topic: str, payload: bytes) -> bool:
+        """Enqueue one uplink; False when the buffer is full. Raises :class:`PoolClosedError` once stopped."""
+        if self._closed:
+            raise PoolClosedError(f"connection {self.connection_id} is stopped")
+        buffer = self._buffer
+        if len(buffer) >= self._capacity:
+            return False
+        buffer.append((topic, payload, self._clock()))
+        self._kick()
+        return True
+
+    def submit_many(self, items: Iterable[tuple[str, bytes]], count: int) -> bool:
+        """Enqueue ``count`` uplinks all together, or none (False) when they do not all fit."""
+        if self._closed:
+            raise PoolClosedError(f"connection {self.connection_id} is stopped")
+        if count > self._capacity - len(self._buffer):
+            return False
+        now = self._clock()
+        self._buffer.extend((topic, payload, now) for topic, payload in items)
+        self._kick()
+        return True
+
+    def adopt(self, uplinks: list[Uplink]) -> int:
+        """Put uplinks taken from a replaced pool at the front of the buffer; returns how many did not fit."""
+        fitting = uplinks[: max(0, self.free)]
+        self._buffer.extendleft(reversed(fitting))
+        overflow = len(uplinks) - len(fitting)
+        if overflow:
+            self._dropped.labels(self.connection_id, DROP_REPLACED).inc(overflow)
+        self._kick()
+        return overflow
+
+    def _kick(self) -> None:
+        wakeup = self._wakeup
+        if wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+    async def _sleep_until_kicked(self, timeout_secs: float | None) -> None:
+        wakeup = self._wakeup = asyncio.get_running_loop().create_future()
+        try:
+            if timeout_secs is None:
+                await wakeup
+            else:
+                await asyncio.wait_for(wakeup, timeout_secs)
+        except TimeoutError:
+            pass
+        finally:
+            self._wakeup = None
+
+    async def _dispatch(self) -> None:
+        buffer = self._buffer
+        clients = self._clients
+        opened = self._opened
+        limiter = self._limiter
+        clock = self._clock
+        completions = self._completions
+        while True:
+            if not buffer or not opened:
+                await self._sleep_until_kicked(None)
+                continue
+            now = clock()
+            wait = limiter.aggregate_wait(now) if limiter is not None else 0.0
+            published = 0
+            while wait == 0.0 and buffer and opened and published < MAX_PUBLISHES_PER_TURN:
+                topic, payload, accepted_at = buffer[0]
+                slot = self._grant(limiter, now, len(topic) + len(payload))
+                if slot < 0:
+                    wait = self._client_wait(limiter, now, len(topic) + len(payload))
+                    break
+                buffer.popleft()
+                self._sent += 1
+                clients[slot].publish_nowait(topic, payload, _completion(completions, clock, accepted_at))
+                published += 1
+                if limiter is not None:
+                    wait = limiter.aggregate_wait(now)
+            if published:
+                self._reap_needed.set()
+            if wait > 0.0:
+                # Not woken by submits: over the rate, each new uplink would only find the limiter closed again.
+                await asyncio.sleep(max(wait, MIN_SLEEP_SECS))
+            else:
+                await asyncio.sleep(0)
+
+    def _grant(self, limiter: UplinkLimiter | None, now: float, size: int) -> int:
+        """The next OPENED slot (round-robin) with a grant, taken; -1 when none has one now."""
+        opened = self._opened
+        count = len(opened)
+        start = self._round_robin
+        for step in range(count):
+            slot = opened[(start + step) % count]
+            if limiter is not None:
+                if limiter.client_wait(slot, now, size) > 0.0:
+                    continue
+                limiter.take(slot, now, size)
+            self._round_robin = (start + step + 1) % count
+            return slot
+        return -1
+
+    def _client_wait(self, limiter: UplinkLimiter | None, now: float, size: int) -> float:
+        if limiter is None:
+            return 0.0
+        return min((limiter.client_wait(slot, now, size) for slot in self._opened), default=MIN_SLEEP_SECS)
+
+    async def _reap_loop(self) -> None:
+        while True:
+            if self.in_flight == 0:
+                self._reap_needed.clear()
+                await self._reap_needed.wait()
+            await asyncio.sleep(REAP_INTERVAL_SECS)
+            self._reap()
+
+    def _reap(self) -> None:
+        """Count completed publishes (on the loop thread): published with latency, or dropped with a reason."""
+        completions = self._completions
+        published = 0
+        failed = 0
+        first_error = 0
+        observe = self._latency.observe
+        while completions:
+            accepted_at, completed_at, error_code = completions.popleft()
+            if error_code == 0:
+                published += 1
+                observe(completed_at - accepted_at)
+            else:
+                failed += 1
+                first_error = first_error or error_code
+        self._reaped += published + failed
+        if published:
+            self._published.inc(published)
+            self._failure_logged = False
+        if failed:
+            self._dropped_failed.inc(failed)
+            if not self._failure_logged:  # once per run of failures, not once per message
+                logger.warning(
+                    "connection %s: %d uplink publishes failed (%s); counted as dropped",
+                    self.connection_id,
+                    failed,
+                    error_name(first_error),
+                )
+                self._failure_logged = True
+
+    # --- control publishes and subscriptions -----------------------------------------------------------------
+    async def publish_control(self, topic: str, payload: bytes) -> None:
+        """Publish a feedback message on an OPENED client, within that client's rate; raises PublishError."""
+        deadline = self._clock() + CONTROL_OPEN_TIMEOUT_SECS
+        size = len(topic) + len(payload)
+        while True:
+            if self._closed:
+                raise PublishError(f"connection {self.connection_id} is stopped")
+            now = self._clock()
+            best_wait = CONTROL_OPEN_TIMEOUT_SECS
+            for slot in list(self._opened):
+                wait = self._limiter.client_wait(slot, now, size) if self._limiter is not None else 0.0
+                if wait == 0.0:
+                    if self._limiter is not None:
+                        self._limiter.take(slot, now, size, aggregate=False)
+                    await self._clients[slot].publish(topic, payload)
+                    return
+                best_wait = min(best_wait, wait)
+            if now >= deadline:
+                raise PublishError(f"connection {self.connection_id}: no MQTT client is OPENED")
+            if self._opened:
+                await asyncio.sleep(max(best_wait, MIN_SLEEP_SECS))
+            else:
+                self._state_changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._state_changed.wait(), max(0.0, deadline - now))
+
+    def add_subscription(self, topic_filter: str, handler: MessageHandler) -> None:
+        """Hold ``topic_filter`` on one OPENED client, re-subscribed after every reconnect or moved if it drops."""
+        self._subscriptions[topic_filter] = handler
+        self._schedule_subscribe()
+
+    def _schedule_subscribe(self) -> None:
+        if self._closed or not self._opened or set(self._subscriptions) <= self._subscribed:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._subscribe_all(), name=f"pool-subscribe-{self.connection_id}"
+        )
+        self._handler_tasks.add(task)
+        task.add_done_callback(self._handler_tasks.discard)
+
+    async def _subscribe_all(self) -> None:
+        async with self._subscribe_lock:
+            if self._closed or not self._opened:
+                return
+            client = self._subscriber
+            if client is None or client.state is not ConnectionState.OPENED:
+                client = self._clients[self._opened[0]]
+                self._subscriber, self._subscribed = client, set()
+            missing = [topic_filter for topic_filter in self._subscriptions if topic_filter not in self._subscribed]
+            try:
+                for topic_filter in missing:
+                    await client.subscribe(topic_filter)
+                    self._subscribed.add(topic_filter)
+            except SubscribeError as exc:
+                logger.error("connection %s: %s; retrying on the next state change", self.connection_id, exc)
+                return
+            if missing:
+                logger.info(
+                    "connection %s: subscribed %s on %s", self.connection_id, ", ".join(missing), client.client_id
+                )
+        if self._subscriber is not client or client.state is not ConnectionState.OPENED:
+            self._schedule_subscribe()  # the client dropped while subscribing: try another
+
+    def _on_message(self, message: InboundMessage) -> None:
+        for topic_filter, handler in self._subscriptions.items():
+            if topic_matches(topic_filter, message.topic):
+                task = asyncio.get_running_loop().create_task(self._handle(handler, message))
+                self._handler_tasks.add(task)
+                task.add_done_callback(self._handler_tasks.discard)
+                return
+        logger.debug("connection %s: message on %s matches no subscription", self.connection_id, message.topic)
+
+    async def _handle(self, handler: MessageHandler, message: InboundMessage) -> None:
+        try:
+            await handler(message)
+        except Exception:
+            logger.exception("connection %s: handler for %s failed", self.connection_id, message.topic)
+
+    # --- states ----------------------------------------------------------------------------------------------
+    def _on_client_state(self, client: MqttClient, state: ConnectionState) -> None:
+        slot = self._clients.index(client) if client in self._clients else -1
+        if slot < 0:
+            return
+        if state is ConnectionState.OPENED:
+            if slot not in self._opened:
+                self._opened.append(slot)
+                self._opened.sort()
+        elif slot in self._opened:
+            self._opened.remove(slot)
+        if self._subscriber is client and state is not ConnectionState.OPENED:
+            # Clean sessions: the filters must be subscribed again, on this client once back or on another.
+            self._subscriber, self._subscribed = None, set()
+        self._client_state.labels(self.connection_id, client.client_id).state(state.value)
+        self._pool_state.state(self.state.value)
+        self._state_changed.set()
+        self._schedule_subscribe()
+        self._kick()
+
+    @property
+    def states(self) -> dict[str, ConnectionState]:
+        """Each client's state by client id."""
+        return {client.client_id: client.state for client in self._clients}
+
+    @property
+    def state(self) -> ConnectionState:
+        """OPENED when any client is; otherwise the most hopeful state among the clients."""
+        if self._closed and not self._clients:
+            return ConnectionState.DEACTIVATED
+        return pool_state(client.state for client in self._clients)
+
+    @property
+    def opened_clients(self) -> int:
+        return len(self._opened)
+
+
+def _completion(
+    completions: deque[tuple[float, float, int]], clock: Callable[[], float], accepted_at: float
+) -> Callable[[int], None]:
+    # Runs on a CRT thread: deque.append is atomic, and the clock needs no loop.
+    def done(error_code: int, _append: Callable[[tuple[float, float, int]], None] = completions.append) -> None:
+        _append((accepted_at, clock(), error_code))
+
+    return done

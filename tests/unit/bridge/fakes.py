@@ -1,0 +1,67 @@
+"""In-memory stand-ins for the MQTT adapter, so pool and ingress logic run without a broker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bridge_container.mqtt_adapter import ClientCallbacks, CompletionCallback, InboundMessage, MqttClient
+from bridge_container.states import ConnectionState
+
+WRITE_FAILED = 1051  # any non-zero awscrt error code
+
+
+@dataclass
+class FakeClient:
+    """Records what the pool asks of one client; the test moves its state."""
+
+    client_id: str
+    callbacks: ClientCallbacks
+    start_state: ConnectionState = ConnectionState.OPENED
+    fail_publishes: bool = False
+    published: list[tuple[str, bytes]] = field(default_factory=list)
+    control: list[tuple[str, bytes]] = field(default_factory=list)
+    subscriptions: list[str] = field(default_factory=list)
+    _state: ConnectionState = ConnectionState.DEACTIVATED
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._state
+
+    def move_to(self, state: ConnectionState) -> None:
+        self._state = state
+        self.callbacks.on_state(self, state)
+
+    async def start(self) -> None:
+        self.move_to(self.start_state)
+
+    async def stop(self) -> None:
+        self.move_to(ConnectionState.DEACTIVATED)
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        self.control.append((topic, payload))
+
+    async def subscribe(self, topic_filter: str) -> None:
+        self.subscriptions.append(topic_filter)
+
+    def publish_nowait(self, topic: str, payload: bytes, on_done: CompletionCallback) -> None:
+        if self.fail_publishes or self._state is not ConnectionState.OPENED:
+            on_done(WRITE_FAILED)
+            return
+        self.published.append((topic, payload))
+        on_done(0)
+
+    def deliver(self, topic: str, payload: bytes) -> None:
+        self.callbacks.on_message(InboundMessage(topic, payload))
+
+
+@dataclass
+class FakeFactory:
+    """Builds FakeClients and keeps them for the test to inspect."""
+
+    start_states: dict[int, ConnectionState] = field(default_factory=dict)
+    clients: list[FakeClient] = field(default_factory=list)
+
+    def __call__(self, slot: int, callbacks: ClientCallbacks) -> MqttClient:
+        client = FakeClient(f"test-task-{slot}", callbacks, self.start_states.get(slot, ConnectionState.OPENED))
+        self.clients.append(client)
+        return client

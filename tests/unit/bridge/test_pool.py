@@ -1,0 +1,207 @@
+"""The pool: bounded buffer, sharing among OPENED clients, accounting, draining and subscriptions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from bridge_container import pool as pool_module
+from bridge_container.exceptions import PoolClosedError, PublishError
+from bridge_container.metrics import UplinkMetrics, new_registry, sample_value
+from bridge_container.mqtt_adapter import InboundMessage
+from bridge_container.pool import MqttPool, PoolSettings, topic_matches
+from bridge_container.rates import RateLimits
+from bridge_container.states import ConnectionState
+from tests.unit.bridge.fakes import FakeFactory
+
+CONNECTION = "default"
+
+
+async def settle(condition: Callable[[], bool], timeout_secs: float = 2.0) -> None:
+    """Let the loop run until ``condition`` holds."""
+    deadline = asyncio.get_running_loop().time() + timeout_secs
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.005)
+
+
+def make_pool(
+    factory: FakeFactory, *, size: int = 3, buffer_size: int = 100, limits: RateLimits | None = None
+) -> tuple[MqttPool, CollectorRegistry]:
+    registry = new_registry()
+    settings = PoolSettings(size=size, buffer_size=buffer_size, limits=limits or RateLimits.lifted())
+    return MqttPool(CONNECTION, settings, factory, UplinkMetrics(registry)), registry
+
+
+@pytest.fixture
+def factory() -> FakeFactory:
+    return FakeFactory()
+
+
+async def test_submit_refuses_when_the_buffer_is_full(factory: FakeFactory) -> None:
+    factory.start_states = dict.fromkeys(range(3), ConnectionState.OPENING)
+    pool, _ = make_pool(factory, buffer_size=2)
+    async with pool:
+        assert pool.submit("t/1", b"a")
+        assert pool.submit("t/2", b"b")
+        assert not pool.submit("t/3", b"c")
+        assert pool.depth == 2
+
+
+async def test_uplinks_go_only_to_opened_clients_and_are_shared_among_them(factory: FakeFactory) -> None:
+    factory.start_states = {1: ConnectionState.UNREACHABLE}
+    pool, _ = make_pool(factory)
+    async with pool:
+        for index in range(30):
+            assert pool.submit(f"t/{index}", b"x")
+        await settle(lambda: pool.depth == 0 and pool.in_flight == 0)
+        counts = [len(client.published) for client in factory.clients]
+    assert counts[1] == 0
+    assert counts[0] + counts[2] == 30
+    assert abs(counts[0] - counts[2]) <= 1
+
+
+async def test_buffered_uplinks_wait_for_a_client_to_open(factory: FakeFactory) -> None:
+    factory.start_states = dict.fromkeys(range(3), ConnectionState.OPENING)
+    pool, _ = make_pool(factory)
+    async with pool:
+        pool.submit("t/1", b"x")
+        await asyncio.sleep(0.02)
+        assert pool.depth == 1
+        factory.clients[2].move_to(ConnectionState.OPENED)
+        await settle(lambda: pool.depth == 0)
+    assert factory.clients[2].published == [("t/1", b"x")]
+
+
+async def test_every_accepted_uplink_is_published_or_counted_dropped(factory: FakeFactory) -> None:
+    pool, registry = make_pool(factory, size=2)
+    async with pool:
+        await settle(lambda: pool.opened_clients == 2)
+        factory.clients[0].fail_publishes = True
+        for index in range(20):
+            pool.submit(f"t/{index}", b"x")
+        await settle(lambda: pool.depth == 0 and pool.in_flight == 0)
+    published = sample_value(registry, "bridge_uplinks_published_total", {"connection": CONNECTION})
+    dropped = sample_value(
+        registry, "bridge_uplinks_dropped_total", {"connection": CONNECTION, "reason": "publish_failed"}
+    )
+    assert published == len(factory.clients[1].published) == 10
+    assert dropped == 10
+    assert sample_value(registry, "bridge_uplink_publish_latency_seconds_count", {"connection": CONNECTION}) == 10
+
+
+async def test_stop_counts_uplinks_still_buffered_as_dropped(factory: FakeFactory) -> None:
+    factory.start_states = dict.fromkeys(range(3), ConnectionState.CLOSED)
+    pool, registry = make_pool(factory)
+    async with pool:
+        for index in range(5):
+            pool.submit(f"t/{index}", b"x")
+        assert await pool.drain(0.05) == 5
+    assert sample_value(registry, "bridge_uplinks_dropped_total", {"connection": CONNECTION, "reason": "shutdown"}) == 5
+    with pytest.raises(PoolClosedError):
+        pool.submit("t/late", b"x")
+
+
+async def test_drain_waits_for_the_buffer_to_empty(factory: FakeFactory) -> None:
+    limits = RateLimits(aggregate_per_sec=200.0, per_client_per_sec=100.0)
+    pool, _ = make_pool(factory, size=2, limits=limits)
+    async with pool:
+        await settle(lambda: pool.opened_clients == 2)
+        for index in range(40):
+            pool.submit(f"t/{index}", b"x")
+        left = await pool.drain(5.0)
+    assert left == 0
+    assert sum(len(client.published) for client in factory.clients) == 40
+
+
+async def test_stop_keeping_the_buffer_hands_it_to_the_next_pool(factory: FakeFactory) -> None:
+    factory.start_states = dict.fromkeys(range(3), ConnectionState.OPENING)
+    first, _ = make_pool(factory)
+    await first.start()
+    first.submit("t/1", b"1")
+    first.submit("t/2", b"2")
+    kept = await first.stop(keep_buffer=True)
+    assert [topic for topic, _, _ in kept] == ["t/1", "t/2"]
+
+    successor_factory = FakeFactory()
+    successor, _ = make_pool(successor_factory)
+    successor.submit("t/3", b"3")
+    assert successor.adopt(kept) == 0
+    async with successor:
+        await settle(lambda: successor.depth == 0)
+    published = [topic for client in successor_factory.clients for topic, _ in client.published]
+    assert sorted(published) == ["t/1", "t/2", "t/3"]
+
+
+async def test_a_subscription_is_held_on_one_client_and_moves_when_it_drops(factory: FakeFactory) -> None:
+    received: list[InboundMessage] = []
+
+    async def handler(message: InboundMessage) -> None:
+        received.append(message)
+
+    pool, _ = make_pool(factory)
+    async with pool:
+        pool.add_subscription("$share/g/tpx/things/+/downlink", handler)
+        await settle(lambda: sum(len(client.subscriptions) for client in factory.clients) == 1)
+        holder = next(client for client in factory.clients if client.subscriptions)
+        holder.move_to(ConnectionState.CLOSED)
+        await settle(lambda: sum(len(client.subscriptions) for client in factory.clients) == 2)
+        holder.move_to(ConnectionState.OPENED)
+        await asyncio.sleep(0.02)
+        assert sum(len(client.subscriptions) for client in factory.clients) == 2  # no duplicate on return
+        factory.clients[0].deliver("tpx/things/0000000000000001/downlink", b"{}")
+        factory.clients[0].deliver("other/topic", b"{}")
+        await settle(lambda: len(received) == 1)
+    assert received[0].topic == "tpx/things/0000000000000001/downlink"
+
+
+async def test_a_subscription_is_renewed_after_its_client_reconnects(factory: FakeFactory) -> None:
+    async def handler(message: InboundMessage) -> None:
+        return None
+
+    pool, _ = make_pool(factory, size=1)
+    async with pool:
+        pool.add_subscription("a/+/b", handler)
+        await settle(lambda: factory.clients[0].subscriptions == ["a/+/b"])
+        factory.clients[0].move_to(ConnectionState.CLOSED)
+        factory.clients[0].move_to(ConnectionState.OPENED)
+        await settle(lambda: factory.clients[0].subscriptions == ["a/+/b", "a/+/b"])
+
+
+async def test_control_publishes_skip_the_buffer(factory: FakeFactory) -> None:
+    pool, _ = make_pool(factory, buffer_size=1)
+    factory.start_states = {0: ConnectionState.OPENED, 1: ConnectionState.CLOSED, 2: ConnectionState.CLOSED}
+    async with pool:
+        await pool.publish_control("fb/sent", b"{}")
+    assert [client.control for client in factory.clients] == [[("fb/sent", b"{}")], [], []]
+
+
+async def test_control_publish_fails_when_no_client_opens(
+    factory: FakeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pool_module, "CONTROL_OPEN_TIMEOUT_SECS", 0.05)
+    factory.start_states = dict.fromkeys(range(3), ConnectionState.AUTHENTICATION_FAILED)
+    pool, _ = make_pool(factory)
+    async with pool:
+        assert pool.state is ConnectionState.AUTHENTICATION_FAILED
+        with pytest.raises(PublishError):
+            await pool.publish_control("fb/sent", b"{}")
+
+
+@pytest.mark.parametrize(
+    ("topic_filter", "topic", "expected"),
+    [
+        ("a/+/c", "a/b/c", True),
+        ("a/+/c", "a/b/d", False),
+        ("a/#", "a/b/c", True),
+        ("$share/group/a/+", "a/b", True),
+        ("a/+", "a/b/c", False),
+        ("a/b", "a", False),
+    ],
+)
+def test_topic_matches(topic_filter: str, topic: str, expected: bool) -> None:
+    assert topic_matches(topic_filter, topic) is expected
