@@ -24,6 +24,7 @@ from bridge_container.connections.exceptions import (
 )
 from bridge_container.connections.runtime import ConnectionRuntimes
 from bridge_container.connections.store import ConnectionStore, StoredConnection
+from bridge_container.exceptions import UnknownConnectionError
 from bridge_container.states import ConnectionState
 from bridge_domain.connection import CONNECTOR_ID, Connection
 from bridge_domain.exceptions import ConfigError, FieldIssue, SecretReferenceError
@@ -147,7 +148,7 @@ class ConnectionCatalog:
             return ConnectionState.CLOSED
         try:
             return self.runtimes.connection_state(connection_id)
-        except KeyError:
+        except (KeyError, UnknownConnectionError):
             return ConnectionState.CLOSED
 
     # --- applying to the runtimes ------------------------------------------------------------------------------

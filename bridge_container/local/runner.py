@@ -1,0 +1,508 @@
+"""``make run``: mosquitto, moto, the bridge and a simulated LNS on this machine, wired like a deployment.
+
+Order of start: dev PKI (generated once) → mosquitto (IoT Core's stand-in) → moto (the control plane: thing type
+and the bridge certificate registered, as the CDK deploy would) → the simulated LNS's downlink API → the bridge
+(``python -m bridge_container`` as a child process, its store in the state directory) → the local connection,
+created or replaced through the Connections API → a subscriber counting what reaches mosquitto → the simulated
+LNS sending uplinks. Stop is the reverse order; the bridge gets SIGTERM and drains its buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+import boto3
+import httpx
+
+from bridge_container.downlink.local_lns import LocalLns
+from bridge_container.local.aws import FAKE_CREDENTIALS, LocalAws
+from bridge_container.local.broker import BrokerPorts, LocalBroker, find_mosquitto
+from bridge_container.local.pki import CertPair, DevPki
+from bridge_container.local.ports import LOOPBACK, free_port
+from bridge_container.local.simulator import (
+    DEFAULT_MIX,
+    LnsEndpoint,
+    LnsSimulator,
+    SimulatorSettings,
+    build_fleet,
+)
+from bridge_container.local.summary import Snapshot, final_report, parse_metrics, summary_line
+from bridge_container.local.watcher import BrokerWatcher
+from bridge_domain.connection import CONNECTOR_ID
+from bridge_domain.lns import LnsKind
+from bridge_domain.topics import TopicPattern
+
+logger = logging.getLogger(__name__)
+
+REGION: Final = "eu-central-1"
+DEVICE_TYPE: Final = "local-sensor"
+CONNECTION_NAME: Final = "make-run"
+UPLINK_PATTERN: Final = "tpx/things/{DevEUI}/uplink"
+DOWNLINK_PATTERN: Final = "tpx/things/{DevEUI}/downlink"
+TTS_APPLICATION_ID: Final = "local-app"
+PREFERRED_HTTP_PORT: Final = 8080
+BRIDGE_START_TIMEOUT_SECS: Final = 30.0
+OPENED_TIMEOUT_SECS: Final = 20.0
+BRIDGE_STOP_TIMEOUT_SECS: Final = 20.0
+SETTLE_TIMEOUT_SECS: Final = 5.0
+POLL_SECS: Final = 0.2
+OWNER_ONLY: Final = 0o600
+
+
+class LocalRunError(RuntimeError):
+    """A part of the local run did not start or stopped on its own."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """What ``make run RUN_ARGS=...`` chooses."""
+
+    rate_per_sec: float = 20.0
+    devices: int = 20
+    duration_secs: float | None = None
+    mix: Mapping[LnsKind, int] = field(default_factory=lambda: dict(DEFAULT_MIX))
+    downlink_every_secs: float = 5.0
+    summary_every_secs: float = 2.0
+    state_dir: Path = Path(".state")
+    summary_json: Path | None = None
+
+
+# --- the state directory ---------------------------------------------------------------------------------------
+def _write_private(path: Path, text: str) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, OWNER_ONLY)
+    os.fchmod(descriptor, OWNER_ONLY)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class LocalPorts:
+    """Ports kept from one run to the next (so a pasted mosquitto_sub command keeps working)."""
+
+    tls: int
+    wss: int
+    plain: int
+    moto: int
+    http: int
+
+    @classmethod
+    def load(cls, path: Path) -> LocalPorts:
+        saved: dict[str, int] = {}
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            saved = {key: int(value) for key, value in json.loads(path.read_text()).items()}
+        chosen: dict[str, int] = {}
+        for name in ("tls", "wss", "plain", "moto", "http"):
+            first_choice = saved.get(name) or (PREFERRED_HTTP_PORT if name == "http" else 0)
+            port = first_choice if first_choice and _port_is_free(first_choice) else free_port()
+            while port in chosen.values():
+                port = free_port()
+            chosen[name] = port
+        ports = cls(**chosen)
+        path.write_text(json.dumps(chosen, indent=2) + "\n")
+        return ports
+
+
+@dataclass(frozen=True, slots=True)
+class LocalSecrets:
+    """The admin token and the LNS secrets, generated once and kept owner-only in the state directory."""
+
+    admin_token: str
+    as_key: str
+    chirpstack_token: str
+    tts_token: str
+
+    @classmethod
+    def load(cls, state_dir: Path) -> LocalSecrets:
+        token_path, lns_path = state_dir / "admin-token", state_dir / "lns-secrets.json"
+        if not token_path.exists():
+            _write_private(token_path, secrets.token_urlsafe(32))
+        if not lns_path.exists():
+            generated = {
+                "asKey": secrets.token_hex(16),
+                "chirpstackToken": secrets.token_urlsafe(24),
+                "ttsToken": secrets.token_urlsafe(24),
+            }
+            _write_private(lns_path, json.dumps(generated, indent=2) + "\n")
+        lns = json.loads(lns_path.read_text())
+        return cls(token_path.read_text().strip(), lns["asKey"], lns["chirpstackToken"], lns["ttsToken"])
+
+
+# --- the parts -------------------------------------------------------------------------------------------------
+def prepare_aws(endpoint_url: str, bridge_cert: CertPair) -> str:
+    """What the CDK deploy creates in a real account: the thing type and the bridge certificate. Its ARN."""
+    iot = boto3.client("iot", endpoint_url=endpoint_url, region_name=REGION)
+    iot.create_thing_type(thingTypeName=DEVICE_TYPE)
+    registered = iot.register_certificate_without_ca(certificatePem=bridge_cert.cert_pem, status="ACTIVE")
+    return str(registered["certificateArn"])
+
+
+def count_things(endpoint_url: str) -> int:
+    iot = boto3.client("iot", endpoint_url=endpoint_url, region_name=REGION)
+    pages = iot.get_paginator("list_things").paginate(thingTypeName=DEVICE_TYPE)
+    return sum(len(page.get("things", [])) for page in pages)
+
+
+def local_connection(
+    broker: LocalBroker, bridge_cert: CertPair, certificate_arn: str, local: LocalSecrets, lns_url: str
+) -> dict[str, Any]:
+    """The connection ``make run`` creates: the seed's shape, pointed at local mosquitto and the simulated LNSs."""
+    return {
+        "connectorId": CONNECTOR_ID,
+        "name": CONNECTION_NAME,
+        "configuration": {
+            "description": "make run: local mosquitto standing in for AWS IoT Core",
+            "uplinkTopicPattern": UPLINK_PATTERN,
+            "downlinkTopicPattern": DOWNLINK_PATTERN,
+            "deviceType": DEVICE_TYPE,
+            "region": REGION,
+            "certificateId": certificate_arn,
+            "certificate": bridge_cert.cert_pem,
+            "privateKey": bridge_cert.key_pem,
+            "protocol": "SSL",
+            "broker": {"host": broker.host, "port": broker.ports.tls, "caCertificate": broker.pki.ca.cert_pem},
+            "lns": [
+                {
+                    "kind": "thingpark",
+                    "asId": "make-run-as",
+                    "asKey": local.as_key,
+                    "downlinkUrl": f"{lns_url}/thingpark/lrc/rest/downlink",
+                },
+                {
+                    "kind": "chirpstack",
+                    "ingressToken": local.chirpstack_token,
+                    "apiUrl": f"{lns_url}/chirpstack/api",
+                    "apiToken": "make-run-chirpstack-api",
+                },
+                {
+                    "kind": "tts",
+                    "ingressToken": local.tts_token,
+                    "apiUrl": f"{lns_url}/tts",
+                    "applicationId": TTS_APPLICATION_ID,
+                    "apiKey": "make-run-tts-api",
+                },
+            ],
+        },
+    }
+
+
+class BridgeProcess:
+    """``python -m bridge_container`` as a child in its own session: Ctrl-C reaches us, we stop it in order."""
+
+    def __init__(self, environment: dict[str, str], port: int, log_path: Path) -> None:
+        self.environment = environment
+        self.port = port
+        self.log_path = log_path
+        self._process: asyncio.subprocess.Process | None = None
+        self._log: TextIO | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._process is None else self._process.returncode
+
+    async def start(self, client: httpx.AsyncClient) -> None:
+        self._log = self.log_path.open("a", encoding="utf-8")
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bridge_container", "--host", LOOPBACK, "--port", str(self.port),
+            stdout=self._log, stderr=asyncio.subprocess.STDOUT, env=self.environment, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + BRIDGE_START_TIMEOUT_SECS
+        while True:
+            if self._process.returncode is not None:
+                raise LocalRunError(f"the bridge exited with {self._process.returncode}; see {self.log_path}")
+            with contextlib.suppress(httpx.TransportError):
+                await client.get(f"{self.url}/healthz")
+                return
+            if time.monotonic() > deadline:
+                raise LocalRunError(f"the bridge did not answer on {self.url} within {BRIDGE_START_TIMEOUT_SECS}s")
+            await asyncio.sleep(POLL_SECS)
+
+    async def stop(self) -> int | None:
+        """SIGTERM (the bridge drains its buffer), then SIGKILL after the timeout; the exit code."""
+        process = self._process
+        if process is not None and process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), BRIDGE_STOP_TIMEOUT_SECS)
+            except TimeoutError:
+                logger.warning("the bridge did not stop within %ss; killing it", BRIDGE_STOP_TIMEOUT_SECS)
+                process.kill()
+                await process.wait()
+        if self._log is not None:
+            self._log.close()
+        return self.returncode
+
+
+def bridge_environment(aws: LocalAws, store_dir: Path, local: LocalSecrets, port: int) -> dict[str, str]:
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("AWS_PROFILE", "BRIDGE_CONFIG_FILE", "BRIDGE_CONNECTIONS_TABLE", "BRIDGE_ADMIN_TOKEN_SECRET")
+    }
+    environment.update(FAKE_CREDENTIALS)
+    environment.update(
+        {
+            "AWS_ENDPOINT_URL": aws.endpoint_url,
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "BRIDGE_STATE_DIR": str(store_dir),
+            "BRIDGE_ADMIN_TOKEN": local.admin_token,
+            "BRIDGE_HTTP_HOST": LOOPBACK,
+            "BRIDGE_HTTP_PORT": str(port),
+            "BRIDGE_TASK_ID": "local",
+        }
+    )
+    return environment
+
+
+async def ensure_connection(client: httpx.AsyncClient, url: str, body: dict[str, Any]) -> str:
+    """Create the local connection, or replace the one a previous run stored (ports or secrets may differ)."""
+    listed = await client.get(f"{url}/connections")
+    listed.raise_for_status()
+    existing = [item for item in listed.json()["connections"] if item["name"] == CONNECTION_NAME]
+    if existing:
+        response = await client.put(f"{url}/connections/{existing[0]['connectionId']}", json=body)
+    else:
+        response = await client.post(f"{url}/connections", json=body)
+    if response.status_code not in (200, 201):
+        raise LocalRunError(f"the Connections API refused the local connection: {response.status_code} {response.text}")
+    connection_id: str = response.json()["connectionId"]
+    return connection_id
+
+
+async def wait_opened(client: httpx.AsyncClient, url: str, connection_id: str) -> str:
+    deadline = time.monotonic() + OPENED_TIMEOUT_SECS
+    state = "unknown"
+    while time.monotonic() < deadline:
+        response = await client.get(f"{url}/connections/{connection_id}")
+        state = str(response.json()["status"]["state"])
+        if state == "OPENED":
+            break
+        await asyncio.sleep(POLL_SECS)
+    return state
+
+
+# --- the run ---------------------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class RunParts:
+    """The running parts the summary reads."""
+
+    broker: LocalBroker
+    aws: LocalAws
+    bridge: BridgeProcess
+    watcher: BrokerWatcher
+    simulator: LnsSimulator
+    lns_requests: Callable[[], int]  # downlink requests the simulated LNSs received so far
+    started_at: float = field(default_factory=time.monotonic)
+
+
+async def snapshot(parts: RunParts, client: httpx.AsyncClient, things: int) -> Snapshot:
+    figures = parse_metrics((await client.get(f"{parts.bridge.url}/metrics")).text)
+    stats, watched = parts.simulator.stats, parts.watcher.stats
+    return Snapshot(
+        elapsed_secs=time.monotonic() - parts.started_at,
+        lns_sent=stats.sent,
+        lns_accepted=stats.accepted,
+        lns_statuses=dict(stats.by_status),
+        bridge=figures,
+        at_broker=watched.uplinks,
+        devices_seen_at_broker=len(watched.uplink_devices),
+        things_registered=things,
+        downlinks_published=watched.downlinks_published,
+        downlinks_at_lns=parts.lns_requests(),
+        feedback=dict(watched.feedback),
+    )
+
+
+def print_banner(
+    out: TextIO, options: RunOptions, parts: RunParts, connection_id: str, state: str, watch: CertPair, fleet: str
+) -> None:
+    broker, state_dir = parts.broker, options.state_dir.resolve()
+    lines = [
+        f"aws-iot-bridge local run (state in {state_dir}; bridge log {state_dir / 'bridge.log'})",
+        f"  mosquitto, standing in for AWS IoT Core: mTLS {broker.host}:{broker.ports.tls}  "
+        f"WSS {broker.host}:{broker.ports.wss}  plain {broker.host}:{broker.ports.plain}",
+        f"  moto, standing in for the AWS control plane: {parts.aws.endpoint_url}",
+        f"  bridge: {parts.bridge.url}  (/healthz /metrics /docs /connections)",
+        f"  connection {connection_id}: {state}; {fleet} at {options.rate_per_sec:g} uplinks/s",
+        "",
+        "Watch the uplinks arrive (the local twin of the AWS IoT test console's subscription):",
+        f"  mosquitto_sub -h {broker.host} -p {broker.ports.tls} --cafile {broker.ca_file.resolve()} "
+        f"--cert {watch.cert_path.resolve()} --key {watch.key_path.resolve()} -t 'tpx/things/+/uplink' -v",
+        "Use the Connections API:",
+        f'  curl -s -H "Authorization: Bearer $(cat {state_dir / "admin-token"})" {parts.bridge.url}/connections',
+        "",
+        "Ctrl-C stops everything." if options.duration_secs is None else f"Stops after {options.duration_secs:g}s.",
+    ]
+    out.write("\n".join(lines) + "\n")
+    out.flush()
+
+
+@contextlib.asynccontextmanager
+async def _stop_on_signals(stop: asyncio.Event) -> AsyncIterator[None]:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        yield
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+async def _every(period_secs: float, stop: asyncio.Event) -> AsyncIterator[None]:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), period_secs)
+        if not stop.is_set():
+            yield
+
+
+async def run(options: RunOptions, out: TextIO = sys.stdout) -> int:
+    """Start everything, run until Ctrl-C or the duration, stop everything; the process exit code."""
+    find_mosquitto()  # fail before anything starts when it is missing
+    state_dir = options.state_dir
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ports = LocalPorts.load(state_dir / "ports.json")
+    local = LocalSecrets.load(state_dir)
+    pki = DevPki(state_dir / "pki")
+    bridge_cert, watch_cert, user_cert = pki.client("bridge"), pki.client("watcher"), pki.client("mosquitto-sub")
+    stop = asyncio.Event()
+    fleet = build_fleet(options.devices, options.mix)
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(_stop_on_signals(stop))
+        broker = stack.enter_context(
+            LocalBroker(state_dir / "broker", pki, BrokerPorts(tls=ports.tls, wss=ports.wss, plain=ports.plain))
+        )
+        aws = stack.enter_context(LocalAws(ports.moto))
+        os.environ.update(FAKE_CREDENTIALS)  # this process's own boto3 calls go to moto too
+        certificate_arn = await asyncio.to_thread(prepare_aws, aws.endpoint_url, bridge_cert)
+        lns = stack.enter_context(LocalLns())  # the simulated LNSs' downlink APIs
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(headers={"Authorization": f"Bearer {local.admin_token}"}, timeout=10.0)
+        )
+        bridge = BridgeProcess(
+            bridge_environment(aws, state_dir / "store", local, ports.http), ports.http, state_dir / "bridge.log"
+        )
+        stack.push_async_callback(bridge.stop)
+        await bridge.start(client)
+        body = local_connection(broker, bridge_cert, certificate_arn, local, lns.url)
+        connection_id = await ensure_connection(client, bridge.url, body)
+        state = await wait_opened(client, bridge.url, connection_id)
+        watcher = BrokerWatcher(
+            broker,
+            watch_cert,
+            TopicPattern.parse(UPLINK_PATTERN),
+            TopicPattern.parse(DOWNLINK_PATTERN, allowed=frozenset({"DevEUI"})),
+        )
+        stack.push_async_callback(watcher.stop)
+        await watcher.start()
+        ingress = f"{bridge.url}/connections/{connection_id}/uplinks"
+        endpoints: dict[LnsKind, LnsEndpoint] = {
+            "thingpark": LnsEndpoint("thingpark", f"{ingress}/thingpark", local.as_key, as_id="make-run-as"),
+            "chirpstack": LnsEndpoint("chirpstack", f"{ingress}/chirpstack", local.chirpstack_token),
+            "tts": LnsEndpoint("tts", f"{ingress}/tts", local.tts_token, application_id=TTS_APPLICATION_ID),
+        }
+        lns_client = await stack.enter_async_context(
+            httpx.AsyncClient(timeout=5.0, limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
+        )
+        simulator = LnsSimulator(fleet, endpoints, SimulatorSettings(options.rate_per_sec), lns_client)
+        parts = RunParts(broker, aws, bridge, watcher, simulator, lambda: len(lns.requests))
+        kinds = {kind: sum(1 for device in fleet if device.lns == kind) for kind in ("thingpark", "chirpstack", "tts")}
+        fleet_text = f"{len(fleet)} devices (" + ", ".join(f"{n} {k}" for k, n in kinds.items() if n) + ")"
+        print_banner(out, options, parts, connection_id, state, user_cert, fleet_text)
+        return await _run_loops(options, parts, client, stop, out)
+    return 1  # pragma: no cover - the block above always returns or raises
+
+
+async def _run_loops(
+    options: RunOptions, parts: RunParts, client: httpx.AsyncClient, stop: asyncio.Event, out: TextIO
+) -> int:
+    things = 0
+
+    async def refresh_things() -> None:
+        nonlocal things
+        async for _ in _every(max(options.summary_every_secs, 2.0), stop):
+            things = await asyncio.to_thread(count_things, parts.aws.endpoint_url)
+
+    async def send_downlinks() -> None:
+        if options.downlink_every_secs <= 0:
+            return
+        devices = parts.simulator.devices
+        sequence = 0
+        async for _ in _every(options.downlink_every_secs, stop):
+            device = devices[sequence % len(devices)]
+            sequence += 1
+            await parts.watcher.send_downlink(device.dev_eui, device.lns, sequence)
+
+    async def summarise() -> None:
+        previous = await snapshot(parts, client, things)
+        async for _ in _every(options.summary_every_secs, stop):
+            current = await snapshot(parts, client, things)
+            out.write(summary_line(current, previous) + "\n")
+            out.flush()
+            previous = current
+            if parts.bridge.returncode is not None:
+                out.write(f"the bridge exited with {parts.bridge.returncode}; see {parts.bridge.log_path}\n")
+                stop.set()
+
+    async def deadline() -> None:
+        if options.duration_secs is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), options.duration_secs)
+            stop.set()
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(parts.simulator.run(stop), name="simulator")
+        group.create_task(refresh_things(), name="things")
+        group.create_task(send_downlinks(), name="downlinks")
+        group.create_task(summarise(), name="summary")
+        group.create_task(deadline(), name="deadline")
+    last = await _settle(parts, client)
+    out.write("stopping...\n" + final_report(last) + "\n")
+    out.flush()
+    if options.summary_json is not None:
+        options.summary_json.write_text(json.dumps(last.to_json(), indent=2) + "\n")
+    if parts.bridge.returncode is not None:
+        return 1
+    if options.duration_secs is not None and last.at_broker == 0:
+        out.write("nothing reached mosquitto: see the bridge log\n")
+        return 1
+    return 0
+
+
+async def _settle(parts: RunParts, client: httpx.AsyncClient) -> Snapshot:
+    """The last snapshot, once what the bridge accepted has been published and reached the broker (bounded)."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT_SECS
+    things = await asyncio.to_thread(count_things, parts.aws.endpoint_url)
+    while True:
+        current = await snapshot(parts, client, things)
+        settled = current.bridge.published + sum(current.bridge.dropped.values()) >= current.bridge.accepted
+        if (settled and current.at_broker >= current.bridge.published) or time.monotonic() > deadline:
+            return current
+        await asyncio.sleep(POLL_SECS)
