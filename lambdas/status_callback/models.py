@@ -125,7 +125,9 @@ class PresenceEvent(_Message):
 
 
 def _status_kind(value: Any) -> str:
-    return "presence" if isinstance(value, dict) and "eventType" in value else "shadow"
+    # Presence events carry clientId/eventType, shadow documents never do: pick the model whose errors make sense.
+    is_presence = isinstance(value, dict) and ("eventType" in value or "clientId" in value)
+    return "presence" if is_presence else "shadow"
 
 
 _StatusUnion = Annotated[

@@ -34,7 +34,7 @@ def iot_client() -> Any:
 @tracer.capture_lambda_handler
 @metrics.log_metrics(raise_on_empty_metrics=False)
 def on_event(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return logic.on_event(event, SETTINGS)
+    return logic.on_event(event, SETTINGS, metrics)
 
 
 @logger.inject_lambda_context

@@ -103,9 +103,10 @@ def parse_request(event: Any) -> CustomResourceEvent:
         raise InvalidRequestError(f"not a custom-resource request: {exc}") from exc
 
 
-def on_event(event: Any, settings: TeardownSettings) -> dict[str, Any]:
+def on_event(event: Any, settings: TeardownSettings, metrics: Metrics) -> dict[str, Any]:
     """Create/Update: answer with the physical id, destroy nothing. Delete: answer at once; is_complete works."""
     request = parse_request(event)
+    metrics.add_metric(name=f"CustomResource{request.RequestType}Requests", unit=MetricUnit.Count, value=1)
     physical_id = request.PhysicalResourceId or f"{PHYSICAL_ID_PREFIX}{settings.thing_type}"
     if request.RequestType == "Delete":
         logger.info("deleting the things the bridge registered", extra={"thingType": settings.thing_type})

@@ -45,6 +45,7 @@ def register(event: Any, iot_client: Any, settings: RegistrationSettings, metric
     try:
         request = RegistrationRequest.model_validate(event)
     except ValidationError as exc:
+        metrics.add_metric(name="InvalidRegistrationRequests", unit=MetricUnit.Count, value=1)
         raise InvalidRequestError(f"expected {{'devEuis': [1..{MAX_BATCH} DevEUIs]}}: {exc}") from exc
     results = register_things(iot_client, request.dev_euis, settings)
     counts = Counter(result.outcome for result in results)
@@ -55,7 +56,10 @@ def register(event: Any, iot_client: Any, settings: RegistrationSettings, metric
         logger.warning("registration failed", extra={"devEui": failure.dev_eui, "reason": failure.reason})
     logger.info(
         "registered batch",
-        extra={"requested": len(results), **{outcome.value: counts[outcome] for outcome in RegistrationOutcome}},
+        extra={
+            "requested": len(results),
+            "outcomes": {outcome.value: counts[outcome] for outcome in RegistrationOutcome},
+        },
     )
     return {
         "results": [
