@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from bridge_domain.exceptions import InvalidDevEuiError
 from bridge_domain.naming import CREATED_BY_ATTRIBUTE, CREATED_BY_VALUE, DEV_EUI_ATTRIBUTE, thing_name
@@ -87,6 +88,7 @@ class _CallFailedError(Exception):
 
     def __init__(self, code: str, message: str) -> None:
         self.code = code
+        self.message = message
         super().__init__(f"{code}: {message}")
 
 
@@ -103,7 +105,7 @@ class _Registrar:
     settings: RegistrationSettings
     clock: Callable[[], float]
     sleep: Callable[[float], None]
-    buckets: dict[str, TokenBucket] = field(default_factory=dict)
+    buckets: dict[str, TokenBucket] = field(init=False)
 
     def __post_init__(self) -> None:
         # A burst of 1 spaces the calls 1/rate apart, so no 1-second window ever holds more than the rate.
@@ -131,8 +133,9 @@ class _Registrar:
             self._acquire(operation)
             try:
                 response: dict[str, Any] = getattr(self.client, operation)(**params)
-            except (ClientError, BotoCoreError) as exc:
-                # BotoCoreError covers connection failures and timeouts: transient, retried like throttling.
+            except (ClientError, HTTPClientError, BotocoreConnectionError) as exc:
+                # Connection failures and timeouts are transient: retried like throttling. Other botocore errors
+                # (no credentials, invalid parameters) would fail every DevEUI alike: they escape.
                 code, message = _error_code(exc) if isinstance(exc, ClientError) else (type(exc).__name__, str(exc))
                 if isinstance(exc, ClientError) and code not in _RETRYABLE_CODES:
                     raise _CallFailedError(code, message) from exc
@@ -191,8 +194,14 @@ class _Registrar:
 
     def attach(self, name: str) -> None:
         # AttachThingPrincipal is idempotent: attaching an attached principal succeeds and changes nothing.
-        if self.settings.principal_arn is not None:
+        if self.settings.principal_arn is None:
+            return
+        try:
             self.call("attach_thing_principal", thingName=name, principal=self.settings.principal_arn)
+        except _CallFailedError as exc:
+            # The thing stays; registering the DevEUI again attaches the certificate (the "exists" path).
+            reason = f"thing {name} is registered but attaching the certificate failed: {exc.message}"
+            raise _CallFailedError(exc.code, reason) from exc
 
 
 def register_things(
@@ -206,7 +215,8 @@ def register_things(
     """Register a thing per DevEUI; one result per input, in input order (a repeated DevEUI is done once).
 
     Synchronous and single-threaded: the calls are spaced by the token buckets, and the rate is what bounds the
-    throughput anyway. Errors are per DevEUI; only an unexpected (non-AWS) exception escapes.
+    throughput anyway. AWS errors are per DevEUI; botocore errors that would fail every DevEUI alike (no
+    credentials, invalid parameters) and unexpected exceptions escape.
     """
     registrar = _Registrar(client=iot_client, settings=settings, clock=clock, sleep=sleep)
     done: dict[str, RegistrationResult] = {}

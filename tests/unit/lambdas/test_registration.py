@@ -6,6 +6,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 
 from bridge_domain.naming import CREATED_BY_ATTRIBUTE, CREATED_BY_VALUE, DEV_EUI_ATTRIBUTE
 from bridge_domain.registration import (
@@ -105,6 +106,22 @@ def test_a_registration_interrupted_before_attaching_is_repaired(
     assert principals_of(iot, "70B3D57ED0000001") == [certificate_arn]
 
 
+def test_an_attachment_that_fails_is_reported_and_repaired_by_the_next_registration(
+    iot: Any, thing_type: str, certificate_arn: str
+) -> None:
+    settings = RegistrationSettings(thing_type, certificate_arn, max_attempts=2)
+    refused = InjectedErrors("ServiceUnavailableException", "try later", times=2, status=503)
+    iot.meta.events.register("before-call.iot.AttachThingPrincipal", refused)
+
+    first = register(iot, dev_euis(1), settings, FakeClock())
+    second = register(iot, dev_euis(1), settings, FakeClock())
+
+    assert first[0].outcome is FAILED
+    assert "attaching the certificate failed: try later" in reason_of(first[0])
+    assert second[0].outcome is EXISTS
+    assert principals_of(iot, "70B3D57ED0000001") == [certificate_arn]
+
+
 def test_a_thing_created_concurrently_with_another_type_fails_after_create_conflict(iot: Any, thing_type: str) -> None:
     other = boto3.client("iot")
     other.create_thing_type(thingTypeName="gateway")
@@ -156,6 +173,24 @@ def test_throttling_that_never_ends_fails_that_dev_eui_after_max_attempts(iot: A
     assert "ThrottlingException" in reason_of(results[0])
     assert "4 attempts" in reason_of(results[0])
     assert throttle.injected == 8
+
+
+def test_a_dropped_connection_is_retried_but_missing_credentials_are_not(iot: Any, thing_type: str) -> None:
+    failures = [EndpointConnectionError(endpoint_url="https://iot.eu-central-1.amazonaws.com")]
+
+    def drop_once(**_: Any) -> None:
+        if failures:
+            raise failures.pop()
+
+    iot.meta.events.register("before-call.iot.DescribeThing", drop_once)
+    assert register(iot, dev_euis(1), RegistrationSettings(thing_type), FakeClock())[0].outcome is CREATED
+
+    def no_credentials(**_: Any) -> None:
+        raise NoCredentialsError
+
+    iot.meta.events.register("before-call.iot.DescribeThing", no_credentials)
+    with pytest.raises(NoCredentialsError):
+        register(iot, dev_euis(1, start=2), RegistrationSettings(thing_type), FakeClock())
 
 
 def test_a_missing_thing_type_fails_each_dev_eui_without_retrying(iot: Any) -> None:
