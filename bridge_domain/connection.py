@@ -25,6 +25,7 @@ from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from bridge_domain import pem
+from bridge_domain.deployment import DeploymentSettings
 from bridge_domain.exceptions import TopicError
 from bridge_domain.lns import LnsSettings, ThingParkLns
 from bridge_domain.naming import CLIENT_ID_PREFIX_RE, RESOURCE_SUFFIX_RE, ResourceNames
@@ -320,6 +321,9 @@ class Connection(_Model):
     connector_id: Literal["actility-aws-iot"] = Field(description="Must be actility-aws-iot.")
     name: str = Field(min_length=1, max_length=128, description="Application name.")
     configuration: ConnectionConfiguration
+    deployment: DeploymentSettings | None = Field(
+        default=None, description="Only in a deployment's configuration file: read by the CDK app, ignored by the bridge."
+    )
 
 
 def _issue(loc: tuple[str | int, ...], message: str, value: object) -> InitErrorDetails:

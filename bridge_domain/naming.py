@@ -72,6 +72,16 @@ class ResourceNames:
         return f"enebular_devicestate_push_rule{self.suffix}"
 
     @property
+    def presence_push_rule(self) -> str:
+        """Lifecycle (presence) events to the status topic: a rule reads one topic filter, the shadow rule another."""
+        return f"enebular_presence_push_rule{self.suffix}"
+
+    def stack_name(self, unit: str) -> str:
+        """CloudFormation stack of one deployable unit: ``AwsIotBridge-Iot``, ``AwsIotBridge-eu-west-1-Iot``."""
+        middle = self.suffix.strip("_").replace("_", "-")
+        return "-".join(part for part in ("AwsIotBridge", middle, unit) if part)
+
+    @property
     def lorawan_shadow_rule(self) -> str:
         return f"aws_iot_bridge_lorawan_shadow{self.suffix}"
 

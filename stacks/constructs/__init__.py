@@ -1,0 +1,1 @@
+"""Constructs of the stacks, one per concern."""

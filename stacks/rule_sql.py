@@ -1,0 +1,70 @@
+"""SQL of the IoT topic rules: enebular's status plumbing and the optional LoRaWAN shadow.
+
+Every statement uses SQL version 2016-03-23. A rule reads one topic filter, so connection status comes from two
+rules: shadow changes of ``reported.enebular.awsiot.connected`` and presence lifecycle events.
+"""
+
+from __future__ import annotations
+
+from bridge_domain.connection import ConnectionConfiguration
+
+SQL_VERSION = "2016-03-23"
+SHADOW_DOCUMENTS_TOPIC = "$aws/things/+/shadow/update/documents"
+PRESENCE_TOPIC = "$aws/events/presence/+/+"
+LORAWAN_SHADOW_NAME = "lorawan"
+_CONNECTED = "state.reported.enebular.awsiot.connected"
+
+# Agents write their shadow through a non-reserved topic; the rule republishes it to the reserved one.
+SHADOW_UPDATE_SQL = "SELECT * FROM 'enebular/things/+/shadow/update'"
+SHADOW_UPDATE_REPUBLISH_TOPIC = "$$aws/things/${topic(3)}/shadow/update"
+
+# Only documents in which the connected flag appears or changes.
+STATUS_FROM_SHADOW_SQL = (
+    f"SELECT topic(3) AS thingName, current.{_CONNECTED} AS connected, 'shadow' AS source, "
+    f"timestamp() AS timestamp FROM '{SHADOW_DOCUMENTS_TOPIC}' "
+    f"WHERE NOT isUndefined(current.{_CONNECTED}) "
+    f"AND (isUndefined(previous.{_CONNECTED}) OR previous.{_CONNECTED} <> current.{_CONNECTED})"
+)
+
+DEVICE_STATE_SQL = f"SELECT *, topic(3) AS thingName FROM '{SHADOW_DOCUMENTS_TOPIC}'"
+
+
+def status_from_presence_sql(client_id_prefix: str) -> str:
+    """Connected and disconnected events of devices; the bridge's own MQTT clients are left out."""
+    return (
+        "SELECT clientId AS thingName, CASE eventType WHEN 'connected' THEN true ELSE false END AS connected, "
+        f"'presence' AS source, timestamp FROM '{PRESENCE_TOPIC}' "
+        f"WHERE NOT startswith(clientId, '{client_id_prefix}-')"
+    )
+
+
+def uplink_topic_filter(uplink_topic_pattern: str) -> str:
+    """The filter matching every uplink topic: each level holding a placeholder becomes ``+``."""
+    return "/".join("+" if "{" in level else level for level in uplink_topic_pattern.split("/"))
+
+
+def dev_eui_level(uplink_topic_pattern: str) -> int:
+    """The 1-based level of ``{DevEUI}`` (what ``topic(n)`` takes)."""
+    return uplink_topic_pattern.split("/").index("{DevEUI}") + 1
+
+
+def lorawan_shadow_sql(configuration: ConnectionConfiguration) -> str:
+    """Radio metadata of each uplink, as a named-shadow update document (not the classic shadow: no SNS traffic)."""
+    root = "DevEUI_uplink." if configuration.uplink_document == "thingpark" else ""
+    reported = ", ".join(
+        f"'{key}': {expression}"
+        for key, expression in (
+            ("lastSeen", "timestamp()"),
+            ("rssi", f"{root}LrrRSSI"),
+            ("snr", f"{root}LrrSNR"),
+            ("fCnt", f"{root}FCntUp"),
+            ("devAddr", f"{root}DevAddr"),
+        )
+    )
+    topic_filter = uplink_topic_filter(configuration.uplink_topic_pattern)
+    return f"SELECT {{'reported': {{{reported}}}}} AS state FROM '{topic_filter}'"
+
+
+def lorawan_shadow_republish_topic(configuration: ConnectionConfiguration) -> str:
+    level = dev_eui_level(configuration.uplink_topic_pattern)
+    return f"$$aws/things/${{topic({level})}}/shadow/name/{LORAWAN_SHADOW_NAME}/update"
