@@ -13,6 +13,7 @@ from aws_lambda_powertools import Metrics
 
 from bridge_domain.naming import CREATED_BY_ATTRIBUTE, CREATED_BY_VALUE, DEV_EUI_ATTRIBUTE
 from lambdas.teardown import logic
+from lambdas.teardown.environment import Environment, EnvVar
 from lambdas.teardown.exceptions import InvalidRequestError, TeardownStuckError
 from lambdas.teardown.throttle import RateGate
 from tests.unit.lambdas.conftest import FakeLambdaContext
@@ -243,3 +244,9 @@ def test_the_handlers_run_a_delete_to_completion_with_the_default_quotas(
     assert (first, second) == ({"IsComplete": False}, {"IsComplete": True})
     assert thing_names(iot) == []
     assert emitted_metrics(capsys.readouterr().out)["ThingsDeleted"] == 2
+
+
+def test_the_environment_model_reads_exactly_the_declared_variables() -> None:
+    aliases = {field.alias for field in Environment.model_fields.values()}
+
+    assert aliases == {member.value for member in EnvVar}

@@ -12,9 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
-from pydantic import ValidationError
 
-from lambdas.status_callback.environment import Environment
 from lambdas.status_callback.exceptions import WebhookDeliveryError
 from lambdas.status_callback.webhook import WebhookSender, WebhookSettings
 from tests.unit.lambdas.conftest import FakeLambdaContext
@@ -183,28 +181,3 @@ def test_a_late_copy_with_a_new_message_id_is_not_forwarded(
     callback_with_webhook.handler(with_message(newer, older, "late-copy"), lambda_context)
 
     assert len(webhook_server.requests) == 1
-
-
-POWERTOOLS = {"POWERTOOLS_SERVICE_NAME": "s", "POWERTOOLS_METRICS_NAMESPACE": "n"}
-TABLES = {"DEVICE_STATUS_TABLE": "device-status", "IDEMPOTENCY_TABLE": "idempotency"}
-SECRET = {"WEBHOOK_SECRET_ARN": "arn:aws:secretsmanager:eu-central-1:123456789012:secret:webhook-hmac-AbCdEf"}
-
-
-@pytest.mark.parametrize(
-    ("variables", "problem"),
-    [
-        ({"WEBHOOK_URL": "https://platform.example/status"}, "needs WEBHOOK_SECRET_ARN"),
-        ({"WEBHOOK_URL": "http://platform.example/status"} | SECRET, "must use https"),
-        ({"WEBHOOK_URL": "https:///status"} | SECRET, "no host"),
-        ({"WEBHOOK_SECRET_ARN": "webhook-hmac"}, "WEBHOOK_SECRET_ARN"),
-    ],
-)
-def test_an_unusable_webhook_configuration_fails_the_cold_start(variables: dict[str, str], problem: str) -> None:
-    with pytest.raises(ValidationError, match=problem):
-        Environment.from_environ(POWERTOOLS | TABLES | variables)
-
-
-def test_webhook_settings_are_optional_and_empty_means_unset() -> None:
-    environment = Environment.from_environ(POWERTOOLS | TABLES | {"WEBHOOK_URL": "", "WEBHOOK_SECRET_ARN": ""})
-
-    assert (environment.webhook_url, environment.webhook_secret_arn) == (None, None)
