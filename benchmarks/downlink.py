@@ -1,0 +1,297 @@
+"""Downlink benchmark: an application publishes at a fixed rate through mosquitto; the bridge forwards to a local LNS.
+
+Three processes, so that none skews another's clock readings: the application (publishes ``--rate`` downlinks a
+second for ``--duration-secs`` over mTLS with the real client library, and counts failed feedback), the bridge
+(one task: pool + downlink service on the shared subscription, ``downlinkRatePerSec`` = ``--rate-limit``), and
+a local HTTP server playing ThingPark's downlink API. Latency runs from the application's publish to the
+request's arrival at the network server; both read CLOCK_MONOTONIC, which is one clock for the whole machine.
+
+    python -m benchmarks.downlink [--rate 100] [--duration-secs 30] [--output benchmarks/results/downlink.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import multiprocessing
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from multiprocessing.connection import Connection as Pipe
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvloop
+from prometheus_client import CollectorRegistry
+from tqdm import tqdm
+
+from bridge_container.downlink.local_lns import LocalLns
+from bridge_container.downlink.service import DownlinkService
+from bridge_container.local.broker import LocalBroker
+from bridge_container.local.pki import DevPki
+from bridge_container.metrics import UplinkMetrics
+from bridge_container.mqtt_adapter import ClientCallbacks, CrtClientFactory, InboundMessage, MqttClient
+from bridge_container.pool import MqttPool, PoolSettings
+from bridge_container.states import ConnectionState
+from bridge_domain.connection import Connection, ConnectionConfiguration
+
+DEFAULT_OUTPUT = Path("benchmarks/results/downlink.json")
+CONNECTION_ID = "bench"
+OPEN_TIMEOUT_SECS = 20.0
+SETTLE_SECS = 5.0  # after the last publish, time for the backlog to reach the network server
+AS_KEY = "00112233445566778899aabbccddeeff"
+DEVICES = 1_000  # downlinks spread over this many DevEUIs, as a fleet's would be
+PROBE_PAYLOAD = "ffffffff"
+PROBE_INTERVAL_SECS = 0.2
+
+logger = logging.getLogger("benchmarks.downlink")
+
+
+@dataclass(frozen=True, slots=True)
+class DownlinkResult:
+    """What ``benchmarks/results/downlink.json`` holds."""
+
+    target_msgs_per_sec: float
+    achieved_msgs_per_sec: float
+    p50_ms: float
+    p99_ms: float
+    max_1s_window_msgs: int
+    lost: int
+    published: int
+    delivered: int
+    failed_feedback: int
+    duration_secs: float
+    downlink_rate_limit_per_sec: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Setup:
+    """What every process needs to build the same connection configuration."""
+
+    pki_dir: Path
+    broker_host: str
+    broker_port: int
+    lns_url: str
+    rate_limit_per_sec: int
+
+    def configuration(self, client_name: str) -> ConnectionConfiguration:
+        pki = DevPki(self.pki_dir)
+        client = pki.client(client_name)
+        lns = {"kind": "thingpark", "asKey": AS_KEY, "downlinkUrl": f"{self.lns_url}/thingpark/lrc/rest/downlink"}
+        document: dict[str, Any] = {
+            "connectorId": "actility-aws-iot",
+            "name": "downlink benchmark",
+            "configuration": {
+                "deviceType": "bench-sensor",
+                "region": "eu-central-1",
+                "certificateId": "ab" * 32,
+                "certificate": client.cert_pem,
+                "privateKey": client.key_pem,
+                "broker": {"host": self.broker_host, "port": self.broker_port, "caCertificate": pki.ca.cert_pem},
+                "lns": [lns],
+                "poolSize": 2,
+                "uplinkRatePerSec": 200,
+                "registerThings": False,
+                "downlinkRatePerSec": self.rate_limit_per_sec,
+            },
+        }
+        return Connection.model_validate(document).configuration
+
+
+# --- the network server's process ----------------------------------------------------------------------------
+def _serve_lns(pipe: Pipe) -> None:
+    with LocalLns() as lns:
+        pipe.send(lns.url)
+        pipe.recv()  # told to stop
+        pipe.send([(request.query.get("Payload", ""), request.arrived_at) for request in lns.requests])
+
+
+# --- the application's process -------------------------------------------------------------------------------
+def _run_application(pipe: Pipe, setup: _Setup, rate_per_sec: float, duration_secs: float) -> None:
+    pipe.send(uvloop.run(_application(pipe, setup, rate_per_sec, duration_secs)))
+
+
+async def _application(
+    pipe: Pipe, setup: _Setup, rate_per_sec: float, duration_secs: float
+) -> tuple[dict[int, float], int]:
+    """Probe until told to go, publish on schedule; return publish times by sequence and failed-feedback count."""
+    opened = asyncio.Event()
+    failed: list[InboundMessage] = []
+
+    def on_state(_client: MqttClient, state: ConnectionState) -> None:
+        if state is ConnectionState.OPENED:
+            opened.set()
+
+    client = CrtClientFactory(setup.configuration("bench-app"), "bench-app")(
+        0, ClientCallbacks(on_state, failed.append)
+    )
+    await client.start()
+    try:
+        await asyncio.wait_for(opened.wait(), OPEN_TIMEOUT_SECS)
+        await client.subscribe("tpx/things/+/downlink/failed")
+        probe = orjson.dumps({"payload_hex": PROBE_PAYLOAD})
+        while not pipe.poll():
+            await client.publish("tpx/things/00000000000000FF/downlink", probe)
+            await asyncio.sleep(PROBE_INTERVAL_SECS)
+        pipe.recv()
+        await asyncio.sleep(1.0)  # the probes reach the network server; the limiter's window empties
+        sent_at = await _publish_at_rate(client, rate_per_sec, duration_secs)
+        await asyncio.sleep(SETTLE_SECS)  # failed feedback, if any, arrives
+    finally:
+        await client.stop()
+    return sent_at, len(failed)
+
+
+async def _publish_at_rate(client: MqttClient, rate_per_sec: float, duration_secs: float) -> dict[int, float]:
+    sent_at: dict[int, float] = {}
+    total = round(rate_per_sec * duration_secs)
+    start = time.monotonic()
+    with tqdm(total=total, unit="msg", desc="downlinks", file=sys.stderr, leave=False) as progress:
+        for sequence in range(total):
+            delay = start + sequence / rate_per_sec - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            dev_eui = f"70B3D57E{sequence % DEVICES:08X}"
+            payload = orjson.dumps({"payload_hex": f"{sequence:08x}", "FPort": 2})
+            sent_at[sequence] = time.monotonic()
+            await client.publish(f"tpx/things/{dev_eui}/downlink", payload)
+            progress.update()
+    return sent_at
+
+
+@contextlib.contextmanager
+def _child(target: Any, *args: Any) -> Iterator[Pipe]:
+    """A spawned child process and the parent's end of its pipe."""
+    parent, child = multiprocessing.Pipe()
+    process = multiprocessing.get_context("spawn").Process(target=target, args=(child, *args), daemon=True)
+    process.start()
+    try:
+        yield parent
+    finally:
+        process.join(timeout=SETTLE_SECS * 2)
+        if process.is_alive():
+            process.kill()
+
+
+# --- the bridge (this process) -------------------------------------------------------------------------------
+class _BridgeCounters:
+    """The bridge's own downlink counters, read from its registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def value(self, name: str) -> float:
+        return sum(
+            sample.value
+            for metric in self._registry.collect()
+            for sample in metric.samples
+            if sample.name == name and sample.labels.get("connection") == CONNECTION_ID
+        )
+
+
+async def _run_bridge(setup: _Setup, app: Pipe) -> None:
+    config = setup.configuration("bench-bridge")
+    registry = CollectorRegistry()
+    counters = _BridgeCounters(registry)
+    pool = MqttPool(
+        CONNECTION_ID,
+        PoolSettings.from_configuration(config),
+        CrtClientFactory(config, "bench-bridge"),
+        UplinkMetrics(registry),
+    )
+    async with pool, DownlinkService(CONNECTION_ID, config, pool, registry):
+        async with asyncio.timeout(OPEN_TIMEOUT_SECS):
+            while counters.value("bridge_downlinks_received_total") == 0:  # noqa: ASYNC110 - no event to wait on
+                await asyncio.sleep(0.05)
+        app.send("go")
+        while not app.poll():  # noqa: ASYNC110 - the application reports through its pipe when it is done
+            await asyncio.sleep(0.1)
+
+
+def run(args: argparse.Namespace) -> DownlinkResult:
+    with tempfile.TemporaryDirectory(prefix="downlink-bench-") as workdir, _child(_serve_lns) as lns:
+        lns_url = lns.recv()
+        pki = DevPki(Path(workdir) / "pki")
+        with LocalBroker(Path(workdir) / "broker", pki) as broker:
+            setup = _Setup(pki.directory, broker.host, broker.ports.tls, lns_url, args.rate_limit)
+            with _child(_run_application, setup, args.rate, args.duration_secs) as app:
+                uvloop.run(_run_bridge(setup, app))  # the service's own event loop
+                sent_at, failed_feedback = app.recv()
+        lns.send("stop")
+        arrivals: list[tuple[str, float]] = lns.recv()
+    return _summarise(sent_at, arrivals, failed_feedback, args)
+
+
+# --- figures -------------------------------------------------------------------------------------------------
+def max_in_one_second(times: Sequence[float]) -> int:
+    """Most events inside any half-open window [t, t + 1 s)."""
+    ordered = sorted(times)
+    best, start = 0, 0
+    for end, moment in enumerate(ordered):
+        while moment - ordered[start] >= 1.0:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def _percentile_ms(values_secs: Sequence[float], fraction: float) -> float:
+    if not values_secs:
+        return float("nan")
+    ordered = sorted(values_secs)
+    index = min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))
+    return round(ordered[index] * 1000, 3)
+
+
+def _summarise(
+    sent_at: dict[int, float], arrivals_seen: list[tuple[str, float]], failed_feedback: int, args: argparse.Namespace
+) -> DownlinkResult:
+    arrivals: dict[int, float] = {}
+    for payload, arrived_at in arrivals_seen:
+        if payload != PROBE_PAYLOAD:
+            arrivals.setdefault(int(payload, 16), arrived_at)
+    latencies = [arrivals[sequence] - sent for sequence, sent in sent_at.items() if sequence in arrivals]
+    times = sorted(arrivals.values())
+    span = times[-1] - times[0] if len(times) > 1 else 0.0
+    return DownlinkResult(
+        target_msgs_per_sec=float(args.rate),
+        achieved_msgs_per_sec=round((len(times) - 1) / span, 2) if span > 0 else 0.0,
+        p50_ms=_percentile_ms(latencies, 0.50),
+        p99_ms=_percentile_ms(latencies, 0.99),
+        max_1s_window_msgs=max_in_one_second(times),
+        lost=len(sent_at) - len(arrivals),
+        published=len(sent_at),
+        delivered=len(arrivals),
+        failed_feedback=failed_feedback,
+        duration_secs=args.duration_secs,
+        downlink_rate_limit_per_sec=args.rate_limit,
+    )
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.downlink", description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=100.0, help="downlinks published per second (default 100)")
+    parser.add_argument("--duration-secs", type=float, default=30.0, help="how long to publish (default 30)")
+    parser.add_argument("--rate-limit", type=int, default=100, help="the connection's downlinkRatePerSec (default 100)")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"result file (default {DEFAULT_OUTPUT})")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> DownlinkResult:
+    """Run the benchmark, write the JSON result file and print it."""
+    args = _parse(argv)
+    logging.basicConfig(level=logging.WARNING)
+    result = run(args)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(asdict(result), indent=2) + "\n")
+    print(json.dumps(asdict(result), indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
