@@ -165,7 +165,7 @@ class DownlinkDispatcher:
             async with self._device_order.hold(request.dev_eui):
                 receipt = await self._sender.send(call)
         except LnsError as exc:
-            logger.info("downlink to %s for %s failed: %s", lns, request.dev_eui, exc)
+            logger.debug("downlink to %s for %s failed: %s", lns, request.dev_eui, exc)
             self.fail(request, exc.reason, str(exc), lns=lns, attempts=exc.attempts)
         except asyncio.CancelledError:
             self.fail(request, FailureReason.SHUTDOWN, "the bridge stopped before the network server answered", lns=lns)
