@@ -138,6 +138,11 @@ class ConnectionConfiguration(_Model):
     client_id_prefix: str = Field(default="iot-bridge", pattern=CLIENT_ID_PREFIX_RE.pattern)
     shared_subscription_group: str = Field(default="iot-bridge", pattern=r"^[A-Za-z0-9_-]{1,128}$")
     register_things: bool = Field(default=True, description="Create a thing for the first uplink of each DevEUI.")
+    batch_ingress_token: SecretInput | None = Field(
+        default=None,
+        description="Bearer token of POST .../uplinks/batch (high-rate producers); without one the batch endpoint "
+        "answers 401.",
+    )
     resource_name_suffix: str = Field(
         default="", pattern=RESOURCE_SUFFIX_RE.pattern, description="Appended to the enebular resource names."
     )

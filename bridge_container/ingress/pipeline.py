@@ -1,0 +1,255 @@
+"""One connection's ingress: authenticate, parse, normalise, render, and hand to the pool; the answer as HTTP.
+
+The hot path is plain Python on bytes: orjson parses once, explicit checks replace per-message model validation
+(the connection configuration was validated once), the topic pattern is pre-parsed, and the answer bodies of the
+common cases are constants.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+import orjson
+
+from bridge_container.exceptions import PoolClosedError
+from bridge_container.ingress import batch, chirpstack, thingpark, tts
+from bridge_container.ingress.exceptions import BadUplinkError, IngressError, UnauthorizedError
+from bridge_container.ingress.record import UplinkRecord, UplinkRenderer
+from bridge_container.metrics import UplinkMetrics
+from bridge_container.registration import Registrar
+from bridge_domain.connection import ConnectionConfiguration
+from bridge_domain.lns import ChirpStackLns, ThingParkLns, TtsLns
+from bridge_domain.secrets import reveal
+
+LNS_KINDS: Final = ("thingpark", "chirpstack", "tts", "batch")
+MAX_BODY_BYTES: Final = 1024 * 1024
+MAX_BATCH_BODY_BYTES: Final = 16 * 1024 * 1024
+MAX_RETRY_AFTER_SECS: Final = 60
+BATCH_ISSUES_SHOWN: Final = 20
+ACCEPTED_ONE: Final = b'{"accepted":1}'
+ACKNOWLEDGED: Final = b'{"accepted":0}'
+
+ReportHandler = Callable[[str, dict[str, Any]], Awaitable[None]]
+"""Takes ThingPark downlink reports (``DevEUI_downlink_Sent`` / ``DevEUI_downlink_Rejected``) and their body."""
+
+
+class UplinkSink(Protocol):
+    """Where accepted uplinks go (the pool)."""
+
+    @property
+    def free(self) -> int: ...
+
+    @property
+    def depth(self) -> int: ...
+
+    def submit(self, topic: str, payload: bytes) -> bool: ...
+
+    def submit_many(self, items: list[tuple[str, bytes]], count: int) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class IngressResult:
+    """An HTTP answer: status, JSON body, and Retry-After seconds for 429/503."""
+
+    status: int
+    body: bytes
+    retry_after_secs: int | None = None
+
+
+def error_result(status: int, reason: str, message: str, retry_after_secs: int | None = None) -> IngressResult:
+    return IngressResult(status, orjson.dumps({"error": reason, "message": message}), retry_after_secs)
+
+
+def max_body_bytes(lns: str) -> int:
+    return MAX_BATCH_BODY_BYTES if lns == "batch" else MAX_BODY_BYTES
+
+
+def _header_secret_matches(header: bytes | None, secret: bytes) -> bool:
+    """The header is the secret itself or ``Bearer <secret>`` (compared in constant time)."""
+    if header is None:
+        return False
+    value = header[7:] if header[:7].lower() == b"bearer " else header
+    return hmac.compare_digest(value.strip(), secret)
+
+
+class UplinkIngress:
+    """Turns LNS requests of one connection into buffered uplinks."""
+
+    def __init__(
+        self,
+        connection_id: str,
+        config: ConnectionConfiguration,
+        sink: UplinkSink,
+        metrics: UplinkMetrics,
+        registrar: Registrar,
+        reports: Callable[[], ReportHandler | None],
+        *,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.connection_id = connection_id
+        self._sink = sink
+        self._registrar = registrar
+        self._reports = reports
+        self._now = now
+        self._renderer = UplinkRenderer(config.uplink_pattern, config.uplink_document)
+        self._rate_per_sec = config.uplink_rate_per_sec
+        thingpark_settings = config.lns_of_kind("thingpark")
+        chirpstack_settings = config.lns_of_kind("chirpstack")
+        tts_settings = config.lns_of_kind("tts")
+        # Secrets are revealed once here, never per request.
+        self._thingpark = thingpark_settings if isinstance(thingpark_settings, ThingParkLns) else None
+        self._as_key = reveal(self._thingpark.as_key) if self._thingpark is not None else None
+        self._chirpstack_token = (
+            (reveal(chirpstack_settings.ingress_token) or "").encode()
+            if isinstance(chirpstack_settings, ChirpStackLns)
+            else None
+        )
+        self._tts_token = (
+            (reveal(tts_settings.ingress_token) or "").encode() if isinstance(tts_settings, TtsLns) else None
+        )
+        batch_token = reveal(config.batch_ingress_token)
+        self._batch_token = batch_token.encode() if batch_token else None
+        self._metrics = metrics
+        self._accepted = {kind: metrics.accepted.labels(connection_id, kind) for kind in LNS_KINDS}
+        self.draining = False
+
+    # --- entry point -----------------------------------------------------------------------------------------
+    async def handle(
+        self, lns: str, body: bytes, *, query: bytes = b"", authorization: bytes | None = None
+    ) -> IngressResult:
+        """Answer one request to ``/uplinks/{lns}``."""
+        try:
+            if self.draining:
+                raise PoolClosedError("draining")
+            if lns == "thingpark":
+                return await self._thingpark_request(body, query)
+            if lns == "chirpstack":
+                return self._chirpstack_request(body, query, authorization)
+            if lns == "tts":
+                return self._tts_request(body, authorization)
+            if lns == "batch":
+                return self._batch_request(body, authorization)
+        except IngressError as exc:
+            self._metrics.rejected.labels(self.connection_id, lns, exc.reason).inc()
+            return error_result(exc.status, exc.reason, exc.message)
+        except PoolClosedError:
+            self._metrics.rejected.labels(self.connection_id, lns, "stopping").inc()
+            return error_result(503, "stopping", "the bridge is shutting down; retry on another task", 1)
+        return error_result(404, "unknown_lns", f"unknown LNS {lns!r}; use one of {', '.join(LNS_KINDS)}")
+
+    # --- per LNS ---------------------------------------------------------------------------------------------
+    async def _thingpark_request(self, body: bytes, query: bytes) -> IngressResult:
+        if self._thingpark is None:
+            raise UnauthorizedError("not_configured", "ThingPark is not configured for this connection")
+        document = _parse_json(body)
+        root = thingpark.root_of(document)
+        if root != thingpark.UPLINK_ROOT:
+            return await self._thingpark_other(root, document)
+        record = thingpark.parse_uplink(document, body)
+        thingpark.check_query_dev_eui(query, record)
+        if self._as_key is not None:
+            thingpark.verify_token(
+                document[thingpark.UPLINK_ROOT], query, self._as_key, self._thingpark.max_time_drift_secs, self._now()
+            )
+        return self._accept(record, "thingpark")
+
+    async def _thingpark_other(self, root: str, document: dict[str, Any]) -> IngressResult:
+        if root in thingpark.REPORT_ROOTS:
+            reports = self._reports()
+            if reports is not None:
+                await reports(root, document)
+                return IngressResult(202, ACCEPTED_ONE)
+        self._metrics.ignored.labels(self.connection_id, "thingpark", root).inc()
+        return IngressResult(202, ACKNOWLEDGED)
+
+    def _chirpstack_request(self, body: bytes, query: bytes, authorization: bytes | None) -> IngressResult:
+        if self._chirpstack_token is None:
+            raise UnauthorizedError("not_configured", "ChirpStack is not configured for this connection")
+        if not _header_secret_matches(authorization, self._chirpstack_token):
+            raise UnauthorizedError("unauthorized", "the Authorization header does not carry the ingress token")
+        document = _parse_json(body)
+        event = thingpark.query_value(query, b"event") if query else None
+        if event is None:
+            event = chirpstack.UPLINK_EVENT if isinstance(document, dict) and chirpstack.is_uplink(document) else ""
+        if event != chirpstack.UPLINK_EVENT:
+            self._metrics.ignored.labels(self.connection_id, "chirpstack", event or "unknown").inc()
+            return IngressResult(202, ACKNOWLEDGED)
+        return self._accept(chirpstack.parse_up(document, body), "chirpstack")
+
+    def _tts_request(self, body: bytes, authorization: bytes | None) -> IngressResult:
+        if self._tts_token is None:
+            raise UnauthorizedError("not_configured", "The Things Stack is not configured for this connection")
+        if not _header_secret_matches(authorization, self._tts_token):
+            raise UnauthorizedError("unauthorized", "the Authorization header does not carry the webhook secret")
+        document = _parse_json(body)
+        kind = tts.message_kind(document)
+        if kind != tts.UPLINK_KEY:
+            self._metrics.ignored.labels(self.connection_id, "tts", kind).inc()
+            return IngressResult(202, ACKNOWLEDGED)
+        return self._accept(tts.parse_uplink(document, body), "tts")
+
+    def _batch_request(self, body: bytes, authorization: bytes | None) -> IngressResult:
+        if self._batch_token is None:
+            raise UnauthorizedError("not_configured", "the batch endpoint needs configuration.batchIngressToken")
+        if not _header_secret_matches(authorization, self._batch_token):
+            raise UnauthorizedError("unauthorized", "the Authorization header does not carry the batch token")
+        items: list[tuple[str, bytes]] = []
+        dev_euis: list[str] = []
+        issues: list[dict[str, object]] = []
+        renderer = self._renderer
+        for index, (item, raw) in enumerate(batch.split(body)):
+            try:
+                record = batch.parse_item(item, raw)
+                items.append((renderer.topic(record), renderer.document(record)))
+                dev_euis.append(record.dev_eui)
+            except BadUplinkError as exc:
+                issues.append({"index": index, "error": exc.reason, "message": exc.message})
+        if issues:
+            self._metrics.rejected.labels(self.connection_id, "batch", "invalid_items").inc()
+            shown = issues[:BATCH_ISSUES_SHOWN]
+            return IngressResult(
+                400,
+                orjson.dumps(
+                    {
+                        "error": "invalid_items",
+                        "message": f"{len(issues)} of {len(issues) + len(items)} uplinks are invalid; none accepted",
+                        "items": shown,
+                    }
+                ),
+            )
+        if not self._sink.submit_many(items, len(items)):
+            return self._buffer_full("batch", len(items))
+        self._accepted["batch"].inc(len(items))
+        observe = self._registrar.observe
+        for dev_eui in dev_euis:
+            observe(dev_eui)
+        return IngressResult(202, b'{"accepted":%d}' % len(items))
+
+    # --- shared ----------------------------------------------------------------------------------------------
+    def _accept(self, record: UplinkRecord, lns: str) -> IngressResult:
+        renderer = self._renderer
+        if not self._sink.submit(renderer.topic(record), renderer.document(record)):
+            return self._buffer_full(lns, 1)
+        self._accepted[lns].inc()
+        self._registrar.observe(record.dev_eui)
+        return IngressResult(202, ACCEPTED_ONE)
+
+    def _buffer_full(self, lns: str, count: int) -> IngressResult:
+        self._metrics.rejected.labels(self.connection_id, lns, "buffer_full").inc(count)
+        # Time for the buffer to drain at the configured rate, so the LNS comes back when there is room.
+        retry_after = min(MAX_RETRY_AFTER_SECS, max(1, math.ceil(self._sink.depth / self._rate_per_sec)))
+        return error_result(
+            429, "buffer_full", f"the uplink buffer is full ({self._sink.depth} waiting); retry later", retry_after
+        )
+
+
+def _parse_json(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadUplinkError("malformed", f"the body is not valid JSON: {exc}") from None

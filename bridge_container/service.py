@@ -1,0 +1,417 @@
+"""The bridge service: the HTTP server, the metrics registry and one :class:`ConnectionRuntime` per connection.
+
+Lifecycle in one place (:meth:`BridgeService.run`): the HTTP server starts, then the extensions (Connections API),
+then the connection of the configuration file; on SIGTERM intake stops (ingress and /healthz answer 503), every
+connection drains its buffer within ``BRIDGE_DRAIN_DEADLINE_SECS``, the runtimes stop, and the server closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Final
+
+import boto3
+import orjson
+import uvicorn
+from fastapi import APIRouter, FastAPI, Response
+from prometheus_client import CollectorRegistry
+
+from bridge_container.exceptions import UnknownConnectionError
+from bridge_container.ingress.http import FastIngress, ingress_router
+from bridge_container.ingress.pipeline import IngressResult, ReportHandler, UplinkIngress, error_result
+from bridge_container.metrics import PROMETHEUS_CONTENT_TYPE, EmfEmitter, UplinkMetrics, new_registry, render
+from bridge_container.mqtt_adapter import ClientFactory, CrtClientFactory
+from bridge_container.pool import MqttPool, PoolSettings, Uplink
+from bridge_container.registration import Registrar, build_registrar
+from bridge_container.states import ConnectionState
+from bridge_domain.connection import Connection, ConnectionConfiguration
+from bridge_domain.loading import resolve_secret_references
+from bridge_domain.secrets import REVEAL_SECRETS, SecretFetcher, secrets_manager_fetcher
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CONNECTION_ID: Final = "default"
+SERVER_START_TIMEOUT_SECS: Final = 10.0
+
+
+class EnvVar(StrEnum):
+    """Environment variables of the bridge container (explicit arguments > environment > defaults)."""
+
+    CONFIG_FILE = "BRIDGE_CONFIG_FILE"
+    HTTP_HOST = "BRIDGE_HTTP_HOST"
+    HTTP_PORT = "BRIDGE_HTTP_PORT"
+    TASK_ID = "BRIDGE_TASK_ID"
+    REGISTRATION_FUNCTION = "BRIDGE_REGISTRATION_FUNCTION"
+    DRAIN_DEADLINE_SECS = "BRIDGE_DRAIN_DEADLINE_SECS"
+    EMF_INTERVAL_SECS = "BRIDGE_EMF_INTERVAL_SECS"
+    LOG_LEVEL = "BRIDGE_LOG_LEVEL"
+    LIFT_RATE_LIMITS = "BRIDGE_LIFT_RATE_LIMITS"  # benchmarks against a local broker only
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSettings:
+    """Process-level settings; a connection's own settings live in its configuration."""
+
+    task_id: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    config_file: str | None = None
+    registration_function: str | None = None
+    drain_deadline_secs: float = 20.0
+    emf_interval_secs: float = 60.0  # 0 turns the EMF lines off
+    log_level: str = "INFO"
+    lift_rate_limits: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **explicit: Any) -> ServiceSettings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {
+            "task_id": env.get(EnvVar.TASK_ID) or socket.gethostname(),
+            "host": env.get(EnvVar.HTTP_HOST) or "127.0.0.1",
+            "port": int(env.get(EnvVar.HTTP_PORT) or 8080),
+            "config_file": env.get(EnvVar.CONFIG_FILE) or None,
+            "registration_function": env.get(EnvVar.REGISTRATION_FUNCTION) or None,
+            "drain_deadline_secs": float(env.get(EnvVar.DRAIN_DEADLINE_SECS) or 20.0),
+            "emf_interval_secs": float(env.get(EnvVar.EMF_INTERVAL_SECS) or 60.0),
+            "log_level": env.get(EnvVar.LOG_LEVEL) or "INFO",
+            "lift_rate_limits": (env.get(EnvVar.LIFT_RATE_LIMITS) or "").lower() in ("1", "true", "yes"),
+        }
+        values.update({key: value for key, value in explicit.items() if value is not None})
+        return cls(**values)
+
+
+RuntimeHook = Callable[["ConnectionRuntime"], Awaitable[None]]
+
+
+class ConnectionRuntime:
+    """One connection in this process: its pool, ingress pipeline and registrar, plus hooks for other parts."""
+
+    def __init__(
+        self, connection_id: str, connection: Connection, pool: MqttPool, registrar: Registrar, metrics: UplinkMetrics
+    ) -> None:
+        self.connection_id = connection_id
+        self.connection = connection
+        self.pool = pool
+        self.registrar = registrar
+        self.on_start: list[RuntimeHook] = []  # after the pool started (e.g. the downlink subscriber)
+        self.on_stop: list[RuntimeHook] = []  # after uplinks drained, before the pool stops
+        self.downlink_reports: ReportHandler | None = None
+        self.ingress = UplinkIngress(
+            connection_id, connection.configuration, pool, metrics, registrar, lambda: self.downlink_reports
+        )
+
+    @property
+    def configuration(self) -> ConnectionConfiguration:
+        return self.connection.configuration
+
+    @property
+    def state(self) -> ConnectionState:
+        return self.pool.state
+
+    async def start(self) -> None:
+        await self.pool.start()
+        await self.registrar.start()
+        for hook in self.on_start:
+            await hook(self)
+
+    async def stop(self, drain_deadline_secs: float, *, keep_buffer: bool = False) -> list[Uplink]:
+        """Stop intake, drain (unless the buffer is kept for a successor), run the stop hooks, stop the pool."""
+        self.ingress.draining = True
+        if drain_deadline_secs > 0:
+            left = await self.pool.drain(drain_deadline_secs)
+            if left:
+                logger.warning(
+                    "connection %s: %d uplinks not drained within %ss", self.connection_id, left, drain_deadline_secs
+                )
+        for hook in reversed(self.on_stop):
+            try:
+                await hook(self)
+            except Exception:
+                logger.exception("connection %s: a stop hook failed", self.connection_id)
+        await self.registrar.stop()
+        return await self.pool.stop(keep_buffer=keep_buffer)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handlers: SIGTERM belongs to the service, which drains first."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _has_secret_references(connection: Connection) -> bool:
+    found = False
+
+    def visit(value: object) -> None:
+        nonlocal found
+        if isinstance(value, dict):
+            if set(value) == {"secretsManager"}:
+                found = True
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item)
+
+    visit(connection.model_dump(mode="json", context={REVEAL_SECRETS: False}))
+    return found
+
+
+@dataclass
+class _Lifecycle:
+    start: Callable[[], Awaitable[None]]
+    stop: Callable[[], Awaitable[None]]
+
+
+@dataclass
+class BridgeService:
+    """The running bridge; see the module docstring."""
+
+    settings: ServiceSettings
+    registry: CollectorRegistry = field(default_factory=new_registry)
+    client_factory: Callable[[ConnectionConfiguration, str], ClientFactory] | None = None
+    secret_fetcher: SecretFetcher | None = None
+    runtime_extensions: list[Callable[[ConnectionRuntime], None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.metrics = UplinkMetrics(self.registry)
+        self.draining = False
+        self._runtimes: dict[str, ConnectionRuntime] = {}
+        self._lock = asyncio.Lock()
+        self._lifecycles: list[_Lifecycle] = []
+        self._shutdown = asyncio.Event()
+        self.fastapi = self._build_app()
+        self.app = FastIngress(self, self.fastapi)
+
+    # --- composition -----------------------------------------------------------------------------------------
+    def _build_app(self) -> FastAPI:
+        app = FastAPI(
+            title="aws-iot-bridge",
+            description="LoRaWAN network servers to AWS IoT Core: uplink ingress, Connections API, operations.",
+            version="0.1.0",
+        )
+        app.state.service = self
+        app.include_router(ingress_router(self))
+        ops = APIRouter(tags=["operations"])
+
+        @ops.get("/healthz", summary="Ready when at least one MQTT client is OPENED (503 while draining)")
+        async def healthz() -> Response:
+            status, body = self.health()
+            return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+        @ops.get("/metrics", summary="Prometheus text exposition")
+        async def metrics() -> Response:
+            return Response(render(self.registry), media_type=PROMETHEUS_CONTENT_TYPE)
+
+        app.include_router(ops)
+        return app
+
+    def include_router(self, router: APIRouter) -> None:
+        self.fastapi.include_router(router)
+
+    def add_lifecycle(self, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]) -> None:
+        """Something started after the HTTP server and stopped before the connections (the Connections API)."""
+        self._lifecycles.append(_Lifecycle(start, stop))
+
+    # --- connections (the Connections API calls these) -------------------------------------------------------
+    @property
+    def connection_ids(self) -> list[str]:
+        return list(self._runtimes)
+
+    def runtime(self, connection_id: str) -> ConnectionRuntime:
+        try:
+            return self._runtimes[connection_id]
+        except KeyError:
+            raise UnknownConnectionError(connection_id) from None
+
+    def connection_state(self, connection_id: str) -> ConnectionState:
+        runtime = self._runtimes.get(connection_id)
+        return runtime.state if runtime is not None else ConnectionState.DEACTIVATED
+
+    async def add_connection(self, connection_id: str, connection: Connection) -> None:
+        """Start a connection (an existing one with the same id is replaced)."""
+        if connection_id in self._runtimes:
+            await self.replace_connection(connection_id, connection)
+            return
+        connection = await self._resolved(connection)
+        async with self._lock:
+            runtime = self._build_runtime(connection_id, connection)
+            self._runtimes[connection_id] = runtime
+            await runtime.start()
+        for warning in connection.configuration.warnings():
+            logger.warning("connection %s: %s", connection_id, warning)
+        logger.info("connection %s started (%s)", connection_id, connection.name)
+
+    async def replace_connection(self, connection_id: str, connection: Connection) -> None:
+        """Restart with a new configuration; uplinks still buffered move to the new pool."""
+        if connection_id not in self._runtimes:
+            await self.add_connection(connection_id, connection)
+            return
+        connection = await self._resolved(connection)
+        async with self._lock:
+            old = self._runtimes[connection_id]
+            new = self._build_runtime(connection_id, connection)
+            self._runtimes[connection_id] = new  # new uplinks queue in the new pool while the old one stops
+            # The old clients stop before the new ones connect: they share client IDs, and AWS IoT disconnects
+            # the older of two clients with one ID.
+            kept = await old.stop(0.0, keep_buffer=True)
+            overflow = new.pool.adopt(kept)
+            if overflow:
+                logger.warning("connection %s: %d buffered uplinks did not fit the new buffer", connection_id, overflow)
+            await new.start()
+        logger.info(
+            "connection %s restarted with a new configuration (%d uplinks carried over)", connection_id, len(kept)
+        )
+
+    async def remove_connection(self, connection_id: str) -> None:
+        """Drain within the deadline, then stop and forget the connection."""
+        async with self._lock:
+            runtime = self._runtimes.get(connection_id)
+            if runtime is None:
+                return
+            await runtime.stop(self.settings.drain_deadline_secs)
+            del self._runtimes[connection_id]
+            self.metrics.forget(connection_id)
+        logger.info("connection %s removed", connection_id)
+
+    def _build_runtime(self, connection_id: str, connection: Connection) -> ConnectionRuntime:
+        config = connection.configuration
+        build = self.client_factory or (lambda configuration, task_id: CrtClientFactory(configuration, task_id))
+        pool = MqttPool(
+            connection_id,
+            PoolSettings.from_configuration(config, lift_rate_limits=self.settings.lift_rate_limits),
+            build(config, self.settings.task_id),
+            self.metrics,
+        )
+        registrar = build_registrar(
+            connection_id, config, self.metrics, function_name=self.settings.registration_function
+        )
+        runtime = ConnectionRuntime(connection_id, connection, pool, registrar, self.metrics)
+        for extension in self.runtime_extensions:
+            extension(runtime)
+        return runtime
+
+    async def _resolved(self, connection: Connection) -> Connection:
+        """The connection with its Secrets Manager references fetched (boto3 runs in a worker thread)."""
+        if not _has_secret_references(connection):
+            return connection
+        fetch = self.secret_fetcher or secrets_manager_fetcher(boto3.client("secretsmanager"))
+        return await asyncio.to_thread(resolve_secret_references, connection, fetch)
+
+    # --- ingress and operations ------------------------------------------------------------------------------
+    async def ingest(
+        self, connection_id: str | None, lns: str, body: bytes, *, query: bytes, authorization: bytes | None
+    ) -> IngressResult:
+        if self.draining:
+            return error_result(503, "stopping", "the bridge is shutting down; retry on another task", 1)
+        runtime = self._runtimes.get(connection_id) if connection_id is not None else self._default_runtime()
+        if runtime is None:
+            wanted = connection_id or "the default connection"
+            return error_result(404, "unknown_connection", f"no connection {wanted} runs here")
+        return await runtime.ingress.handle(lns, body, query=query, authorization=authorization)
+
+    def _default_runtime(self) -> ConnectionRuntime | None:
+        runtimes = self._runtimes
+        if DEFAULT_CONNECTION_ID in runtimes:
+            return runtimes[DEFAULT_CONNECTION_ID]
+        if len(runtimes) == 1:
+            return next(iter(runtimes.values()))
+        return None
+
+    def health(self) -> tuple[int, dict[str, object]]:
+        """200 when at least one client is OPENED (or no connection is configured yet), else 503."""
+        connections = {
+            connection_id: {
+                "state": runtime.state.value,
+                "clients": {client_id: state.value for client_id, state in runtime.pool.states.items()},
+                "buffered": runtime.pool.depth,
+            }
+            for connection_id, runtime in self._runtimes.items()
+        }
+        opened = any(runtime.pool.opened_clients for runtime in self._runtimes.values())
+        if self.draining:
+            status = "draining"
+        elif opened or not self._runtimes:
+            status = "ready"
+        else:
+            status = "not_ready"
+        body: dict[str, object] = {"status": status, "task": self.settings.task_id, "connections": connections}
+        return (200 if status == "ready" else 503), body
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+    def request_shutdown(self) -> None:
+        """SIGTERM/SIGINT: begin the graceful stop (idempotent)."""
+        if not self._shutdown.is_set():
+            logger.info("shutdown requested: draining")
+        self._shutdown.set()
+
+    async def run(self, initial: Connection | None = None) -> None:
+        """Serve until :meth:`request_shutdown`, then drain and stop everything."""
+        config = uvicorn.Config(
+            self.app,
+            host=self.settings.host,
+            port=self.settings.port,
+            http="httptools",
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            server_header=False,
+            date_header=False,
+        )
+        server = _Server(config)
+        server_task = asyncio.get_running_loop().create_task(server.serve(), name="http-server")
+        emf_task: asyncio.Task[None] | None = None
+        try:
+            await self._wait_started(server, server_task)
+            logger.info("HTTP on %s:%s (task %s)", self.settings.host, self.settings.port, self.settings.task_id)
+            for lifecycle in self._lifecycles:
+                await lifecycle.start()
+            if initial is not None:
+                await self.add_connection(DEFAULT_CONNECTION_ID, initial)
+            if self.settings.emf_interval_secs > 0:
+                emitter = EmfEmitter(self.registry)
+                emf_task = asyncio.get_running_loop().create_task(
+                    emitter.run(self.settings.emf_interval_secs), name="emf"
+                )
+            await self._shutdown.wait()
+        finally:
+            await self._stop_everything(emf_task)
+            server.should_exit = True
+            await server_task
+
+    async def _wait_started(self, server: uvicorn.Server, server_task: asyncio.Task[None]) -> None:
+        deadline = asyncio.get_running_loop().time() + SERVER_START_TIMEOUT_SECS
+        while not server.started:
+            if server_task.done():
+                server_task.result()  # bind errors surface here
+                raise RuntimeError("the HTTP server stopped while starting")
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("the HTTP server did not start")
+            await asyncio.sleep(0.02)
+
+    async def _stop_everything(self, emf_task: asyncio.Task[None] | None) -> None:
+        self.draining = True
+        for lifecycle in reversed(self._lifecycles):
+            try:
+                await lifecycle.stop()
+            except Exception:
+                logger.exception("stopping an extension failed")
+        async with self._lock:
+            runtimes = list(self._runtimes.items())
+            await asyncio.gather(
+                *(runtime.stop(self.settings.drain_deadline_secs) for _, runtime in runtimes), return_exceptions=True
+            )
+            self._runtimes.clear()
+        if emf_task is not None:
+            emf_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await emf_task
+        logger.info("stopped: %d connection(s) drained", len(runtimes))
