@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs the system packages the tests and `make run` need (mosquitto), or says exactly what to install.
+# Installs the system packages the tests and `make run` need (mosquitto, its clients), or says exactly what to install.
 set -euo pipefail
 missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
+# mosquitto_sub/mosquitto_pub: `make run` prints a mosquitto_sub command to watch the uplinks
+command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import cast
 
+from bridge_container.exceptions import MqttError
 from bridge_container.local.broker import BrokerError
 from bridge_container.local.runner import LocalRunError, RunOptions, run
 from bridge_container.local.simulator import DEFAULT_MIX, LNS_KINDS
@@ -76,9 +77,10 @@ def parse_args(argv: Sequence[str] | None = None) -> RunOptions:
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request at INFO
     try:
         return asyncio.run(run(options))
-    except (LocalRunError, BrokerError) as exc:
+    except (LocalRunError, BrokerError, MqttError) as exc:
         print(f"make run: {exc}", file=sys.stderr)
         return 1
 

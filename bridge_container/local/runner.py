@@ -19,7 +19,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -38,6 +38,7 @@ from bridge_container.local.simulator import (
     LnsSimulator,
     SimulatorSettings,
     build_fleet,
+    thingpark_sent_report,
 )
 from bridge_container.local.summary import Snapshot, final_report, parse_metrics, summary_line
 from bridge_container.local.watcher import BrokerWatcher
@@ -59,6 +60,8 @@ OPENED_TIMEOUT_SECS: Final = 20.0
 BRIDGE_STOP_TIMEOUT_SECS: Final = 20.0
 SETTLE_TIMEOUT_SECS: Final = 5.0
 POLL_SECS: Final = 0.2
+THINGPARK_DOWNLINK_PATH: Final = "/thingpark/lrc/rest/downlink"
+DOWNLINK_REPORT_DELAY_SECS: Final = 0.5
 OWNER_ONLY: Final = 0o600
 
 
@@ -90,6 +93,8 @@ def _write_private(path: Path, text: str) -> None:
 
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # as the servers themselves bind: a port whose last connections linger in TIME_WAIT is free for them
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((LOOPBACK, port))
         except OSError:
@@ -187,7 +192,7 @@ def local_connection(
                     "kind": "thingpark",
                     "asId": "make-run-as",
                     "asKey": local.as_key,
-                    "downlinkUrl": f"{lns_url}/thingpark/lrc/rest/downlink",
+                    "downlinkUrl": f"{lns_url}{THINGPARK_DOWNLINK_PATH}",
                 },
                 {
                     "kind": "chirpstack",
@@ -226,7 +231,7 @@ class BridgeProcess:
         return None if self._process is None else self._process.returncode
 
     async def start(self, client: httpx.AsyncClient) -> None:
-        self._log = self.log_path.open("a", encoding="utf-8")
+        self._log = self.log_path.open("w", encoding="utf-8")
         self._process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bridge_container", "--host", LOOPBACK, "--port", str(self.port),
             stdout=self._log, stderr=asyncio.subprocess.STDOUT, env=self.environment, start_new_session=True,
@@ -317,7 +322,7 @@ class RunParts:
     bridge: BridgeProcess
     watcher: BrokerWatcher
     simulator: LnsSimulator
-    lns_requests: Callable[[], int]  # downlink requests the simulated LNSs received so far
+    lns: LocalLns  # the simulated LNSs' downlink APIs
     started_at: float = field(default_factory=time.monotonic)
 
 
@@ -334,7 +339,7 @@ async def snapshot(parts: RunParts, client: httpx.AsyncClient, things: int) -> S
         devices_seen_at_broker=len(watched.uplink_devices),
         things_registered=things,
         downlinks_published=watched.downlinks_published,
-        downlinks_at_lns=parts.lns_requests(),
+        downlinks_at_lns=len(parts.lns.requests),
         feedback=dict(watched.feedback),
     )
 
@@ -432,7 +437,7 @@ async def run(options: RunOptions, out: TextIO = sys.stdout) -> int:
             httpx.AsyncClient(timeout=5.0, limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
         )
         simulator = LnsSimulator(fleet, endpoints, SimulatorSettings(options.rate_per_sec), lns_client)
-        parts = RunParts(broker, aws, bridge, watcher, simulator, lambda: len(lns.requests))
+        parts = RunParts(broker, aws, bridge, watcher, simulator, lns)
         kinds = {kind: sum(1 for device in fleet if device.lns == kind) for kind in ("thingpark", "chirpstack", "tts")}
         fleet_text = f"{len(fleet)} devices (" + ", ".join(f"{n} {k}" for k, n in kinds.items() if n) + ")"
         print_banner(out, options, parts, connection_id, state, user_cert, fleet_text)
@@ -460,6 +465,18 @@ async def _run_loops(
             sequence += 1
             await parts.watcher.send_downlink(device.dev_eui, device.lns, sequence)
 
+    async def report_thingpark_downlinks() -> None:
+        """ThingPark's part after a downlink: the Sent report, a moment later, as its radio would confirm it."""
+        seen = 0
+        async for _ in _every(DOWNLINK_REPORT_DELAY_SECS, stop):
+            requests = parts.lns.requests
+            for request in requests[seen:]:
+                if request.path.endswith(THINGPARK_DOWNLINK_PATH):
+                    await parts.simulator.send_report(
+                        thingpark_sent_report(request.query, parts.simulator.endpoints["thingpark"])
+                    )
+            seen = len(requests)
+
     async def summarise() -> None:
         previous = await snapshot(parts, client, things)
         async for _ in _every(options.summary_every_secs, stop):
@@ -481,6 +498,7 @@ async def _run_loops(
         group.create_task(parts.simulator.run(stop), name="simulator")
         group.create_task(refresh_things(), name="things")
         group.create_task(send_downlinks(), name="downlinks")
+        group.create_task(report_thingpark_downlinks(), name="downlink-reports")
         group.create_task(summarise(), name="summary")
         group.create_task(deadline(), name="deadline")
     last = await _settle(parts, client)

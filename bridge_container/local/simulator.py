@@ -320,6 +320,23 @@ def tts_uplink(
     return PreparedUplink(endpoint.url, orjson.dumps(message), headers)
 
 
+def thingpark_sent_report(downlink_query: Mapping[str, str], endpoint: LnsEndpoint) -> PreparedUplink:
+    """The ``DevEUI_downlink_Sent`` report ThingPark posts once a downlink it accepted went out over the air."""
+    report = {
+        "Time": _iso_millis(datetime.now(UTC)),
+        "DevEUI": downlink_query.get("DevEUI", ""),
+        "FPort": int(downlink_query.get("FPort", "1")),
+        "FCntDn": 1,
+        "CorrelationID": downlink_query.get("CorrelationID", ""),
+        "DeliveryStatus": 1,
+        "TransmissionSlot": 1,
+        "Lrrid": _GATEWAYS[0][0],
+        "CustomerID": THINGPARK_CUSTOMER_ID,
+    }
+    body = orjson.dumps({"DevEUI_downlink_Sent": report})
+    return PreparedUplink(endpoint.url, body, {"Content-Type": "application/json"})
+
+
 def prepare_uplink(device: Device, endpoint: LnsEndpoint, rng: random.Random) -> PreparedUplink:
     """The next uplink of ``device`` in its LNS's wire format."""
     frame, decoded = device.next_reading(rng)
@@ -336,6 +353,7 @@ class SenderStats:
 
     sent: int = 0
     accepted: int = 0  # 202
+    reports_sent: int = 0  # ThingPark downlink reports
     by_status: Counter[int] = field(default_factory=Counter)
     transport_errors: int = 0
 
@@ -378,6 +396,15 @@ class LnsSimulator:
                 self.stats.accepted += 1
         finally:
             self._slots.release()
+
+    async def send_report(self, report: PreparedUplink) -> None:
+        """Post a downlink report (outside the uplink counters)."""
+        try:
+            await self._client.post(report.url, content=report.body, headers=report.headers)
+        except httpx.HTTPError:
+            self.stats.transport_errors += 1
+        else:
+            self.stats.reports_sent += 1
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send until ``stop`` is set, then wait for the requests in flight."""

@@ -48,7 +48,7 @@ def parse_metrics(text: str) -> BridgeFigures:
             grouped: Counter[str] = Counter()
             for sample in samples:
                 grouped[sample.labels.get(label, "")] += sample.value
-            return dict(grouped)
+            return {key: value for key, value in grouped.items() if value}
 
         match family.name:
             case "bridge_uplinks_accepted":

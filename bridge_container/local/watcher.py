@@ -6,7 +6,9 @@ the uplink filter and to the downlink feedback topics, and publishes downlink re
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -23,6 +25,8 @@ from bridge_domain.topics import TopicPattern
 logger = logging.getLogger(__name__)
 
 WATCHER_CLIENT_ID = "make-run-watcher"
+OPENED_TIMEOUT_SECS = 10.0
+POLL_SECS = 0.05
 DOWNLINK_FPORT = 10
 
 
@@ -72,10 +76,14 @@ class BrokerWatcher:
         status = message.topic.rsplit("/", 1)[-1]
         self.stats.feedback[status] += 1
 
-    async def start(self) -> None:
-        """Connect and subscribe; raise MqttError if the broker does not take the subscriptions in time."""
+    async def start(self, opened_timeout_secs: float = OPENED_TIMEOUT_SECS) -> None:
+        """Connect, wait until OPENED, subscribe; raise MqttError when the broker does not accept us in time."""
         await self._client.start()
-        # CRT queues a SUBSCRIBE made while connecting and sends it once the client is OPENED
+        deadline = time.monotonic() + opened_timeout_secs
+        while self._client.state is not ConnectionState.OPENED:
+            if time.monotonic() > deadline:
+                raise MqttError(f"the watcher is {self._client.state} after {opened_timeout_secs:g}s, not OPENED")
+            await asyncio.sleep(POLL_SECS)
         await self._client.subscribe(self._uplink.subscription_filter())
         await self._client.subscribe(self._downlink.subscription_filter() + "/+")
 
