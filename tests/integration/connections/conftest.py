@@ -14,6 +14,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from moto import mock_aws
+from starlette.types import ASGIApp
 
 from bridge_container.connections.accounts import StsAccountResolver
 from bridge_container.connections.auth import AdminAuth, StaticToken
@@ -31,7 +32,7 @@ START_TIMEOUT_SECS = 10.0
 class ServedApp:
     """``app`` on uvicorn in a thread, on a free loopback port."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.port = free_port()
         self.server = uvicorn.Server(
             uvicorn.Config(app, host=LOOPBACK, port=self.port, log_level="warning", lifespan="off")
