@@ -16,7 +16,7 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 CDK_FLAGS := --no-notices --no-version-reporting --no-color -c config=$(CONFIG)
 
-.PHONY: help install system-deps test lint typecheck unit run synth deploy destroy bench clean
+.PHONY: help install system-deps test lint typecheck unit run synth deploy destroy bench openapi clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -64,6 +64,9 @@ destroy: $(DEPS_STAMP) $(NODE_STAMP) ## cdk destroy: removes everything the depl
 
 bench: install ## benchmarks: figures printed and written to benchmarks/results/*.json
 	$(PY) -m benchmarks
+
+openapi: $(DEPS_STAMP) ## rewrite openapi/bridge.json from the code (a test checks it matches)
+	$(PY) -m bridge_container.connections.openapi
 
 clean: ## remove generated files (keeps .venv and node_modules)
 	rm -rf cdk.out .mypy_cache .pytest_cache .ruff_cache .state
