@@ -18,11 +18,11 @@ _CONNECTED = "state.reported.enebular.awsiot.connected"
 SHADOW_UPDATE_SQL = "SELECT * FROM 'enebular/things/+/shadow/update'"
 SHADOW_UPDATE_REPUBLISH_TOPIC = "$$aws/things/${topic(3)}/shadow/update"
 
-# Only documents in which the connected flag appears or changes.
+# Whole shadow documents (the status callback reads previous and current), only those in which the agent's
+# connected flag appears or changes.
 STATUS_FROM_SHADOW_SQL = (
-    f"SELECT topic(3) AS thingName, current.{_CONNECTED} AS connected, 'shadow' AS source, "
-    f"timestamp() AS timestamp FROM '{SHADOW_DOCUMENTS_TOPIC}' "
-    f"WHERE NOT isUndefined(current.{_CONNECTED}) "
+    f"SELECT *, topic(3) AS thingName FROM '{SHADOW_DOCUMENTS_TOPIC}' "
+    f"WHERE isUndefined(current.{_CONNECTED}) = false "
     f"AND (isUndefined(previous.{_CONNECTED}) OR previous.{_CONNECTED} <> current.{_CONNECTED})"
 )
 
@@ -30,12 +30,8 @@ DEVICE_STATE_SQL = f"SELECT *, topic(3) AS thingName FROM '{SHADOW_DOCUMENTS_TOP
 
 
 def status_from_presence_sql(client_id_prefix: str) -> str:
-    """Connected and disconnected events of devices; the bridge's own MQTT clients are left out."""
-    return (
-        "SELECT clientId AS thingName, CASE eventType WHEN 'connected' THEN true ELSE false END AS connected, "
-        f"'presence' AS source, timestamp FROM '{PRESENCE_TOPIC}' "
-        f"WHERE NOT startswith(clientId, '{client_id_prefix}-')"
-    )
+    """Lifecycle events as AWS IoT publishes them; the bridge's own MQTT clients (``<prefix>-...``) are left out."""
+    return f"SELECT * FROM '{PRESENCE_TOPIC}' WHERE NOT startswith(clientId, '{client_id_prefix}-')"
 
 
 def uplink_topic_filter(uplink_topic_pattern: str) -> str:

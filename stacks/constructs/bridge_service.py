@@ -26,7 +26,7 @@ from constructs import Construct
 from bridge_domain.secrets import SecretsManagerRef
 from lambdas.bridge_certificate.properties import SecretKey
 from stacks.config import BridgeDeployment
-from stacks.constructs.bridge_identity import BridgeIdentity, grant_statements
+from stacks.constructs.bridge_identity import BridgeIdentity, iot_arn
 from stacks.constructs.lambda_code import REPOSITORY_ROOT
 from stacks.container_config import (
     CONFIG_DIRECTORY,
@@ -51,6 +51,7 @@ HEALTH_CHECK_START_PERIOD = Duration.seconds(30)
 HEALTH_CHECK_GRACE_PERIOD = Duration.seconds(60)
 # SIGTERM → SIGKILL: the bridge drains buffered uplinks in this time (Fargate allows at most 120 s).
 STOP_TIMEOUT = Duration.seconds(60)
+DRAIN_DEADLINE = Duration.seconds(45)  # the bridge's own drain deadline, inside STOP_TIMEOUT
 DEREGISTRATION_DELAY = Duration.seconds(30)
 SCALE_OUT_COOLDOWN = Duration.seconds(60)
 SCALE_IN_COOLDOWN = Duration.minutes(5)
@@ -222,6 +223,7 @@ class BridgeService(Construct):
                 "BRIDGE_REGISTRATION_FUNCTION": inputs.registration_function.function_name,
                 "BRIDGE_ADMIN_TOKEN_SECRET": self.admin_token.secret_arn,
                 "BRIDGE_CONNECTIONS_TABLE": inputs.connections_table.table_name,
+                "BRIDGE_DRAIN_DEADLINE_SECS": str(DRAIN_DEADLINE.to_seconds()),
                 "AWS_REGION": region,
                 "AWS_DEFAULT_REGION": region,
             },
@@ -283,6 +285,15 @@ class BridgeService(Construct):
                 resources=[connection_secrets],
             )
         )
+        # The Connections API looks up the account of a connection's access key (cross-account connections).
+        role.add_to_principal_policy(iam.PolicyStatement(actions=["sts:GetAccessKeyInfo"], resources=["*"]))
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5",
+            finding="Resource::*",
+            reason="sts:GetAccessKeyInfo supports no resource-level permissions; it only tells which account an "
+            "access key belongs to.",
+        )
         acknowledge(
             role,
             "AwsSolutions-IAM5",
@@ -292,8 +303,17 @@ class BridgeService(Construct):
         )
         if deployment.configuration.protocol == "WSS":
             # WSS signs the MQTT connection with the task role: it needs what the IoT policy grants a certificate.
-            for statement in grant_statements(self, inputs.identity.grants):
-                role.add_to_principal_policy(statement)
+            for grant in inputs.identity.grants:
+                arns = [iot_arn(self, resource) for resource in grant.resources]
+                role.add_to_principal_policy(iam.PolicyStatement(actions=[grant.action], resources=arns))
+                for arn in (arn for arn in arns if "*" in arn):
+                    acknowledge(
+                        role,
+                        "AwsSolutions-IAM5",
+                        finding=resource_finding(role, arn),
+                        reason="Derived from the configured patterns: the wildcard stands for the run-time part only "
+                        "(a DevEUI topic level, or the task and pool slot of a client ID).",
+                    )
 
     def _load_balancer(self, deployment: BridgeDeployment, vpc: ec2.IVpc) -> elbv2.ApplicationLoadBalancer:
         settings = deployment.settings

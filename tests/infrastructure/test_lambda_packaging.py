@@ -1,0 +1,50 @@
+"""Function packages staged at synth time without Docker: shared domain, the function's package, nothing else."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from stacks.constructs.lambda_code import stage_function_package
+from tests.infrastructure.conftest import Synthesized
+
+FUNCTIONS = ("bridge_certificate", "thing_registration", "status_callback", "teardown")
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_package_holds_the_domain_and_only_its_own_function(tmp_path: Path, function: str) -> None:
+    staged = stage_function_package(function, tmp_path)
+
+    assert {path.name for path in staged.iterdir()} == {"bridge_domain", "lambdas"}
+    assert {path.name for path in (staged / "lambdas").iterdir()} == {"__init__.py", function}
+    assert (staged / "bridge_domain" / "connection.py").is_file()
+    assert not list(staged.rglob("__pycache__"))
+
+
+def test_staging_again_replaces_the_earlier_copy(tmp_path: Path) -> None:
+    first = stage_function_package("teardown", tmp_path)
+    (first / "stale.txt").write_text("left over")
+
+    second = stage_function_package("teardown", tmp_path)
+
+    assert not (second / "stale.txt").exists()
+
+
+@pytest.mark.infrastructure
+def test_every_handler_string_names_a_function_in_its_package(synthesized_example: Synthesized) -> None:
+    handlers = [
+        function["Handler"]
+        for function in synthesized_example.properties("AWS::Lambda::Function")
+        if str(function.get("Handler", "")).startswith("lambdas.")
+    ]
+    staged = synthesized_example.directory / "lambda-packages"
+
+    assert len(handlers) == 5
+    for handler in handlers:
+        module, _, name = handler.rpartition(".")
+        package = module.split(".")[1]
+        source = staged / package / Path(*module.split(".")).with_suffix(".py")
+        defined = {node.name for node in ast.parse(source.read_text()).body if isinstance(node, ast.FunctionDef)}
+        assert name in defined, handler

@@ -1,0 +1,225 @@
+"""The service stack: Fargate task, health checks, autoscaling, load balancer, network and the task's config file."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from bridge_container.local.pki import DevPki
+from bridge_domain.loading import parse_connection
+from stacks.constructs.bridge_service import (
+    CONTAINER_PORT,
+    HEALTH_CHECK_PATH,
+    TASK_CPU_UNITS,
+    TASK_MEMORY_MIB,
+)
+from stacks.container_config import CONFIG_FILE, IOT_CERTIFICATE_ENV, IOT_PRIVATE_KEY_ENV
+from tests.infrastructure.conftest import Synthesized
+
+pytestmark = pytest.mark.infrastructure
+
+# The real values behind the tokens of the connection document, as they would be at deploy time.
+ENDPOINT = "a1b2c3d4e5f6g7-ats.iot.eu-central-1.amazonaws.com"
+CERTIFICATE_ARN = "arn:aws:iot:eu-central-1:123456789012:cert/" + "ab" * 32
+
+
+def _containers(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
+    [task] = synthesized.properties("AWS::ECS::TaskDefinition")
+    return {container["Name"]: container for container in task["ContainerDefinitions"]}
+
+
+def _environment(container: dict[str, Any]) -> dict[str, Any]:
+    return {item["Name"]: item["Value"] for item in container.get("Environment", [])}
+
+
+def _render(value: Any) -> str:
+    """The deploy-time string of an Fn::Join, with each token replaced by what CloudFormation would put there."""
+    if isinstance(value, str):
+        return value
+    parts = []
+    for part in value["Fn::Join"][1]:
+        if isinstance(part, str):
+            parts.append(part)
+        elif "Fn::GetAtt" in part:
+            parts.append(ENDPOINT)
+        else:
+            parts.append(CERTIFICATE_ARN)
+    return "".join(parts)
+
+
+def test_fargate_task_is_a_quarter_vcpu(synthesized_example: Synthesized) -> None:
+    [task] = synthesized_example.properties("AWS::ECS::TaskDefinition")
+
+    assert TASK_CPU_UNITS == 256
+    assert task["Cpu"] == str(TASK_CPU_UNITS)
+    assert task["Memory"] == str(TASK_MEMORY_MIB)
+    assert task["RequiresCompatibilities"] == ["FARGATE"]
+
+
+def test_container_health_check_calls_healthz(synthesized_example: Synthesized) -> None:
+    bridge = _containers(synthesized_example)["bridge"]
+
+    assert bridge["HealthCheck"]["Command"][:2] == ["CMD", "python"]
+    assert f"127.0.0.1:{CONTAINER_PORT}{HEALTH_CHECK_PATH}" in bridge["HealthCheck"]["Command"][-1]
+    assert bridge["PortMappings"] == [{"ContainerPort": CONTAINER_PORT, "Protocol": "tcp"}]
+
+
+def test_load_balancer_health_check_is_healthz(synthesized_example: Synthesized) -> None:
+    [target_group] = synthesized_example.properties("AWS::ElasticLoadBalancingV2::TargetGroup")
+
+    assert target_group["HealthCheckPath"] == HEALTH_CHECK_PATH
+    assert target_group["Matcher"] == {"HttpCode": "200"}
+    assert target_group["Port"] == CONTAINER_PORT
+    assert target_group["TargetType"] == "ip"
+
+
+def test_service_scales_on_cpu_between_the_configured_bounds(synthesized_second_region: Synthesized) -> None:
+    [target] = synthesized_second_region.properties("AWS::ApplicationAutoScaling::ScalableTarget")
+    [policy] = synthesized_second_region.properties("AWS::ApplicationAutoScaling::ScalingPolicy")
+    tracking = policy["TargetTrackingScalingPolicyConfiguration"]
+
+    assert (target["MinCapacity"], target["MaxCapacity"]) == (2, 4)
+    assert target["ScalableDimension"] == "ecs:service:DesiredCount"
+    assert tracking["PredefinedMetricSpecification"]["PredefinedMetricType"] == "ECSServiceAverageCPUUtilization"
+    assert tracking["TargetValue"] == 60
+
+
+def test_deployment_rolls_back_through_the_circuit_breaker(synthesized_example: Synthesized) -> None:
+    [service] = synthesized_example.properties("AWS::ECS::Service")
+    configuration = service["DeploymentConfiguration"]
+
+    assert configuration["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
+    assert configuration["MinimumHealthyPercent"] == 100
+    assert service["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "DISABLED"
+
+
+def test_cluster_has_container_insights(synthesized_example: Synthesized) -> None:
+    [cluster] = synthesized_example.properties("AWS::ECS::Cluster")
+
+    assert {"Name": "containerInsights", "Value": "enabled"} in cluster["ClusterSettings"]
+
+
+@pytest.mark.parametrize("variant", ["example", "second-region", "plain-http"])
+def test_every_log_group_has_a_retention(all_synthesized: dict[str, Synthesized], variant: str) -> None:
+    synthesized = all_synthesized[variant]
+    groups = synthesized.properties("AWS::Logs::LogGroup")
+
+    assert groups
+    assert {group["RetentionInDays"] for group in groups} == {synthesized.deployment.settings.log_retention_days}
+
+
+def test_secrets_are_injected_from_secrets_manager(synthesized_example: Synthesized) -> None:
+    bridge = _containers(synthesized_example)["bridge"]
+    secrets = {item["Name"]: json.dumps(item["ValueFrom"]) for item in bridge["Secrets"]}
+
+    assert set(secrets) == {"BRIDGE_SECRET_LNS_0_AS_KEY", IOT_CERTIFICATE_ENV, IOT_PRIVATE_KEY_ENV}
+    assert ":secret:aws-iot-bridge/thingpark:asKey::" in secrets["BRIDGE_SECRET_LNS_0_AS_KEY"]
+    assert secrets[IOT_PRIVATE_KEY_ENV].endswith(':privateKey::"]]}')
+    assert "PRIVATE KEY" not in json.dumps(synthesized_example.templates)
+
+
+def test_bridge_starts_after_the_config_writer_succeeded(synthesized_example: Synthesized) -> None:
+    containers = _containers(synthesized_example)
+    writer, bridge = containers["config-writer"], containers["bridge"]
+
+    assert bridge["DependsOn"] == [{"ContainerName": "config-writer", "Condition": "SUCCESS"}]
+    assert writer["Essential"] is False
+    assert _environment(writer)["BRIDGE_CONFIG_FILE"] == _environment(bridge)["BRIDGE_CONFIG_FILE"] == CONFIG_FILE
+    assert writer["MountPoints"] == bridge["MountPoints"]
+
+
+def test_connection_file_validates_with_the_discovered_endpoint_and_created_certificate(
+    synthesized_example: Synthesized, monkeypatch: pytest.MonkeyPatch, pki: DevPki
+) -> None:
+    writer = _containers(synthesized_example)["config-writer"]
+    document = json.loads(_render(_environment(writer)["BRIDGE_CONNECTION_DOCUMENT"]))
+    client = pki.client("bridge")
+    monkeypatch.setenv(IOT_CERTIFICATE_ENV, client.cert_pem)
+    monkeypatch.setenv(IOT_PRIVATE_KEY_ENV, client.key_pem)
+    monkeypatch.setenv("BRIDGE_SECRET_LNS_0_AS_KEY", "00112233445566778899aabbccddeeff")
+
+    connection = parse_connection(document)
+
+    assert connection.configuration.endpoint == ENDPOINT
+    assert connection.configuration.certificate_id == CERTIFICATE_ARN
+    assert connection.deployment is None
+    assert "deployment" not in document
+
+
+def test_endpoint_is_discovered_at_deploy_time(synthesized_example: Synthesized) -> None:
+    [discovery] = synthesized_example.resources("Custom::AWS")
+    create = json.loads(_render(discovery["Properties"]["Create"]))
+
+    assert create["service"] == "Iot"
+    assert create["action"] == "describeEndpoint"
+    assert create["parameters"] == {"endpointType": "iot:Data-ATS"}
+
+
+def test_https_listener_uses_the_configured_certificate_and_no_plain_http(synthesized_example: Synthesized) -> None:
+    [listener] = synthesized_example.properties("AWS::ElasticLoadBalancingV2::Listener")
+
+    assert listener["Protocol"] == "HTTPS"
+    assert listener["Port"] == 443
+    assert listener["Certificates"] == [
+        {"CertificateArn": synthesized_example.deployment.settings.https_certificate_arn}
+    ]
+    assert listener["SslPolicy"].startswith("ELBSecurityPolicy-TLS13")
+
+
+def test_plain_http_only_with_the_explicit_opt_in(synthesized_plain_http: Synthesized) -> None:
+    [listener] = synthesized_plain_http.properties("AWS::ElasticLoadBalancingV2::Listener")
+
+    assert (listener["Protocol"], listener["Port"]) == ("HTTP", 80)
+
+
+@pytest.mark.parametrize(("variant", "port"), [("second-region", 443), ("plain-http", 80)])
+def test_load_balancer_admits_only_the_configured_ranges(
+    all_synthesized: dict[str, Synthesized], variant: str, port: int
+) -> None:
+    synthesized = all_synthesized[variant]
+    groups = synthesized.properties("AWS::EC2::SecurityGroup")
+    ingress = [rule for group in groups for rule in group.get("SecurityGroupIngress", [])]
+
+    assert sorted(rule["CidrIp"] for rule in ingress) == sorted(synthesized.deployment.settings.ingress_cidrs)
+    assert {(rule["FromPort"], rule["ToPort"]) for rule in ingress} == {(port, port)}
+
+
+def test_load_balancer_logs_access_and_drops_invalid_headers(synthesized_example: Synthesized) -> None:
+    [balancer] = synthesized_example.properties("AWS::ElasticLoadBalancingV2::LoadBalancer")
+    attributes = {item["Key"]: item["Value"] for item in balancer["LoadBalancerAttributes"]}
+
+    assert balancer["Scheme"] == "internet-facing"
+    assert attributes["access_logs.s3.enabled"] == "true"
+    assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
+
+
+def test_vpc_needs_no_lookup(synthesized_example: Synthesized) -> None:
+    subnets = synthesized_example.properties("AWS::EC2::Subnet")
+    zones = [json.dumps(subnet["AvailabilityZone"]) for subnet in subnets]
+
+    assert len(subnets) == 4
+    assert all("Fn::GetAZs" in zone for zone in zones)
+    assert synthesized_example.properties("AWS::EC2::FlowLog")
+    manifest = json.loads((synthesized_example.directory / "manifest.json").read_text(encoding="utf-8"))
+    assert "missing" not in manifest  # no context lookup is pending: the synth needed no AWS account
+
+
+def test_task_role_signs_mqtt_only_for_wss(
+    synthesized_example: Synthesized, synthesized_second_region: Synthesized
+) -> None:
+    def task_role_actions(synthesized: Synthesized) -> set[str]:
+        return {
+            action
+            for policy in synthesized.properties("AWS::IAM::Policy", "Service")
+            if "TaskRole" in json.dumps(policy["Roles"])
+            for statement in policy["PolicyDocument"]["Statement"]
+            for action in (statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+        }
+
+    assert not {"iot:Connect", "iot:Publish"} & task_role_actions(synthesized_example)
+    assert {"iot:Connect", "iot:Publish", "iot:Subscribe", "iot:Receive"} <= task_role_actions(
+        synthesized_second_region
+    )
+    assert "lambda:InvokeFunction" in task_role_actions(synthesized_example)
