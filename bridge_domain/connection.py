@@ -327,7 +327,8 @@ class Connection(_Model):
     name: str = Field(min_length=1, max_length=128, description="Application name.")
     configuration: ConnectionConfiguration
     deployment: DeploymentSettings | None = Field(
-        default=None, description="Only in a deployment's configuration file: read by the CDK app, ignored by the bridge."
+        default=None,
+        description="Only in a deployment's configuration file: read by the CDK app, ignored by the bridge.",
     )
 
 
