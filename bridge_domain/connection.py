@@ -328,6 +328,7 @@ class Connection(_Model):
     configuration: ConnectionConfiguration
     deployment: DeploymentSettings | None = Field(
         default=None,
+        exclude_if=lambda value: value is None,  # connections of the API never show an empty section
         description="Only in a deployment's configuration file: read by the CDK app, ignored by the bridge.",
     )
 
