@@ -16,7 +16,7 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 CDK_FLAGS := --no-notices --no-version-reporting --no-color -c config=$(CONFIG)
 
-.PHONY: help install system-deps test lint typecheck unit run synth deploy destroy bench openapi clean
+.PHONY: help install system-deps test lint typecheck unit run synth bootstrap deploy destroy bench openapi clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -56,10 +56,13 @@ run: install ## the bridge on embedded defaults: local broker, moto, simulated L
 synth: $(DEPS_STAMP) $(NODE_STAMP) ## cdk synth offline (CONFIG=config/example.json)
 	$(CDK) synth $(CDK_FLAGS) --quiet
 
-deploy: $(DEPS_STAMP) $(NODE_STAMP) ## cdk deploy with CONFIG into the current AWS account and region
+bootstrap: $(DEPS_STAMP) $(NODE_STAMP) ## once per account and CONFIG's region: the CDK's asset bucket, repository and roles
+	$(CDK) bootstrap $(CDK_FLAGS)
+
+deploy: $(DEPS_STAMP) $(NODE_STAMP) ## cdk deploy with CONFIG into the current AWS account and CONFIG's region
 	$(CDK) deploy $(CDK_FLAGS) --all --require-approval broadening
 
-destroy: $(DEPS_STAMP) $(NODE_STAMP) ## cdk destroy: removes everything the deploy created
+destroy: $(DEPS_STAMP) $(NODE_STAMP) ## cdk destroy: removes the stacks (data kept unless destroyRemovesData)
 	$(CDK) destroy $(CDK_FLAGS) --all
 
 bench: install ## benchmarks: figures printed and written to benchmarks/results/*.json

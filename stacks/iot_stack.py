@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Stack
+from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
@@ -49,3 +49,11 @@ class IotStack(Stack):
             device_status_table=device_status_table,
             log_retention=retention,
         )
+        CfnOutput(
+            self,
+            "StatusPushRoleArn",
+            value=self.status.push_role.role_arn,
+            description="enebular's 'IAM Role ARN' (the role AWS IoT rules use to publish status to SNS)",
+        )
+        if self.identity.certificate_arn is not None:
+            CfnOutput(self, "BridgeCertificateArn", value=self.identity.certificate_arn)

@@ -51,6 +51,14 @@ class ServiceStack(Stack):
             ),
             log_retention=retention,
         )
+        if endpoint is not None:
+            CfnOutput(self, "IotDataEndpoint", value=endpoint, description="The AWS IoT data endpoint (ATS)")
+        CfnOutput(
+            self,
+            "AdminTokenSecretArn",
+            value=self.bridge.admin_token.secret_arn,
+            description="Secret holding the Connections API bearer token",
+        )
         scheme = "https" if settings.https_certificate_arn else "http"
         CfnOutput(
             self,
