@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import cast
 
 from aws_cdk import Duration, RemovalPolicy, Stack
@@ -14,10 +16,19 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from stacks.constructs.lambda_code import function_code
+from stacks.constructs.lambda_code import REPOSITORY_ROOT, function_code
 from stacks.nag import acknowledge, arn_finding
 
-POWERTOOLS_VERSION = "3.37.0"  # the version pinned in requirements.txt, so tests and Lambda run the same code
+
+def pinned_version(package: str, requirements: Path = REPOSITORY_ROOT / "requirements.txt") -> str:
+    """The ``==`` pin of ``package`` in requirements.txt (the Lambda layer must match what the tests ran)."""
+    match = re.search(rf"^{re.escape(package)}==([^\s#]+)", requirements.read_text(encoding="utf-8"), re.MULTILINE)
+    if match is None:
+        raise ValueError(f"{package} is not pinned with == in {requirements}")
+    return match.group(1)
+
+
+POWERTOOLS_VERSION = pinned_version("aws-lambda-powertools")
 PYTHON_RUNTIME = lambda_.Runtime.PYTHON_3_11
 # AWS publishes each Powertools layer version's ARN as a public SSM parameter; CloudFormation resolves it at deploy
 # time, so the synth stays offline and every region gets its own layer ARN.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from bridge_domain.connection import ConnectionConfiguration
 from bridge_domain.deployment import LOG_RETENTION_DAYS
 from bridge_domain.loading import parse_connection
 from stacks import rule_sql
+from stacks.constructs.functions import POWERTOOLS_LAYER_PARAMETER, pinned_version
 from stacks.constructs.log_retention import retention_days
 from stacks.container_config import CreatedCertificate, container_connection, secret_env_name
 from stacks.iot_access import bridge_grants, topic_resource
@@ -128,3 +131,15 @@ def test_every_accepted_retention_maps_to_cdk(days: int) -> None:
 def test_retention_names_match_their_days() -> None:
     assert retention_days(90) == logs.RetentionDays.THREE_MONTHS
     assert retention_days(3653) == logs.RetentionDays.TEN_YEARS
+
+
+def test_lambda_layer_is_the_powertools_version_the_tests_run() -> None:
+    assert POWERTOOLS_LAYER_PARAMETER.endswith("/python3.11/" + importlib.metadata.version("aws-lambda-powertools"))
+
+
+def test_an_unpinned_package_has_no_layer_version(tmp_path: Path) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("aws-lambda-powertools>=3\n")
+
+    with pytest.raises(ValueError, match="not pinned"):
+        pinned_version("aws-lambda-powertools", requirements)
