@@ -30,6 +30,7 @@ import httpx
 from bridge_container.downlink.local_lns import LocalLns
 from bridge_container.local.aws import FAKE_CREDENTIALS, LocalAws
 from bridge_container.local.broker import BrokerPorts, LocalBroker, find_mosquitto
+from bridge_container.local.http_load import HttpLoad
 from bridge_container.local.pki import CertPair, DevPki
 from bridge_container.local.ports import LOOPBACK, free_port
 from bridge_container.local.simulator import (
@@ -62,6 +63,7 @@ SETTLE_TIMEOUT_SECS: Final = 5.0
 POLL_SECS: Final = 0.2
 THINGPARK_DOWNLINK_PATH: Final = "/thingpark/lrc/rest/downlink"
 DOWNLINK_REPORT_DELAY_SECS: Final = 0.5
+LNS_CONNECTIONS: Final = 16  # keep-alive connections from the simulated LNSs to the bridge
 OWNER_ONLY: Final = 0o600
 
 
@@ -427,16 +429,14 @@ async def run(options: RunOptions, out: TextIO = sys.stdout) -> int:
         )
         stack.push_async_callback(watcher.stop)
         await watcher.start()
-        ingress = f"{bridge.url}/connections/{connection_id}/uplinks"
+        ingress = f"/connections/{connection_id}/uplinks"
         endpoints: dict[LnsKind, LnsEndpoint] = {
             "thingpark": LnsEndpoint("thingpark", f"{ingress}/thingpark", local.as_key, as_id="make-run-as"),
             "chirpstack": LnsEndpoint("chirpstack", f"{ingress}/chirpstack", local.chirpstack_token),
             "tts": LnsEndpoint("tts", f"{ingress}/tts", local.tts_token, application_id=TTS_APPLICATION_ID),
         }
-        lns_client = await stack.enter_async_context(
-            httpx.AsyncClient(timeout=5.0, limits=httpx.Limits(max_connections=32, max_keepalive_connections=32))
-        )
-        simulator = LnsSimulator(fleet, endpoints, SimulatorSettings(options.rate_per_sec), lns_client)
+        load = await stack.enter_async_context(HttpLoad(LOOPBACK, bridge.port, LNS_CONNECTIONS))
+        simulator = LnsSimulator(fleet, endpoints, SimulatorSettings(options.rate_per_sec), load)
         parts = RunParts(broker, aws, bridge, watcher, simulator, lns)
         kinds = {kind: sum(1 for device in fleet if device.lns == kind) for kind in ("thingpark", "chirpstack", "tts")}
         fleet_text = f"{len(fleet)} devices (" + ", ".join(f"{n} {k}" for k, n in kinds.items() if n) + ")"

@@ -25,12 +25,13 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any, Final
 from urllib.parse import quote, urlencode
 
-import httpx
 import orjson
 
+from bridge_container.local.http_load import TRANSPORT_FAILED, HttpLoad, post_request
 from bridge_domain.lns import LnsKind
 
 LNS_KINDS: Final[tuple[LnsKind, ...]] = ("thingpark", "chirpstack", "tts")
@@ -39,7 +40,6 @@ DEV_EUI_PREFIX: Final = "70B3D57ED0"  # an OUI-style prefix; the index fills the
 SENSOR_FPORT: Final = 2
 THINGPARK_CUSTOMER_ID: Final = "100000507"
 TICK_SECS: Final = 0.01
-MAX_IN_FLIGHT: Final = 64
 REQUEST_TIMEOUT_SECS: Final = 5.0
 
 _GATEWAYS: Final = (
@@ -54,7 +54,7 @@ class LnsEndpoint:
     """Where and how one simulated LNS sends its uplinks to the bridge."""
 
     kind: LnsKind
-    url: str  # the bridge's ingress URL for this LNS
+    path: str  # the bridge's ingress path for this LNS, e.g. /connections/<id>/uplinks/thingpark
     secret: str | None = None  # ThingPark: AS key; ChirpStack / TTS: ingress token
     as_id: str = "aws-iot-bridge"
     application_id: str = "local-app"
@@ -138,9 +138,12 @@ def thingpark_token(uplink: Mapping[str, Any], query_parameters: Sequence[tuple[
 class PreparedUplink:
     """One HTTP request, ready to send."""
 
-    url: str
+    target: str  # path and query
     body: bytes
     headers: dict[str, str]
+
+    def request(self) -> bytes:
+        return post_request(self.target, self.body, self.headers)
 
 
 def thingpark_uplink(device: Device, frame: bytes, endpoint: LnsEndpoint, rng: random.Random) -> PreparedUplink:
@@ -203,7 +206,7 @@ def thingpark_uplink(device: Device, frame: bytes, endpoint: LnsEndpoint, rng: r
         parameters.append(("Token", thingpark_token(uplink, parameters, endpoint.secret)))
     query = urlencode(parameters, quote_via=quote)  # the Time's '+' travels as %2B
     body = orjson.dumps({"DevEUI_uplink": uplink})
-    return PreparedUplink(f"{endpoint.url}?{query}", body, {"Content-Type": "application/json"})
+    return PreparedUplink(f"{endpoint.path}?{query}", body, {"Content-Type": "application/json"})
 
 
 def chirpstack_uplink(
@@ -259,7 +262,7 @@ def chirpstack_uplink(
     headers = {"Content-Type": "application/json"}
     if endpoint.secret is not None:
         headers["Authorization"] = f"Bearer {endpoint.secret}"
-    return PreparedUplink(f"{endpoint.url}?event=up", orjson.dumps(event), headers)
+    return PreparedUplink(f"{endpoint.path}?event=up", orjson.dumps(event), headers)
 
 
 def tts_uplink(
@@ -317,7 +320,7 @@ def tts_uplink(
     headers = {"Content-Type": "application/json"}
     if endpoint.secret is not None:
         headers["Authorization"] = f"Bearer {endpoint.secret}"
-    return PreparedUplink(endpoint.url, orjson.dumps(message), headers)
+    return PreparedUplink(endpoint.path, orjson.dumps(message), headers)
 
 
 def thingpark_sent_report(downlink_query: Mapping[str, str], endpoint: LnsEndpoint) -> PreparedUplink:
@@ -334,7 +337,7 @@ def thingpark_sent_report(downlink_query: Mapping[str, str], endpoint: LnsEndpoi
         "CustomerID": THINGPARK_CUSTOMER_ID,
     }
     body = orjson.dumps({"DevEUI_downlink_Sent": report})
-    return PreparedUplink(endpoint.url, body, {"Content-Type": "application/json"})
+    return PreparedUplink(endpoint.path, body, {"Content-Type": "application/json"})
 
 
 def prepare_uplink(device: Device, endpoint: LnsEndpoint, rng: random.Random) -> PreparedUplink:
@@ -372,7 +375,7 @@ class LnsSimulator:
         devices: Sequence[Device],
         endpoints: Mapping[LnsKind, LnsEndpoint],
         settings: SimulatorSettings,
-        client: httpx.AsyncClient,
+        load: HttpLoad,
     ) -> None:
         if settings.rate_per_sec <= 0:
             raise ValueError("rate_per_sec must be positive")
@@ -380,34 +383,29 @@ class LnsSimulator:
         self.endpoints = endpoints
         self.settings = settings
         self.stats = SenderStats()
-        self._client = client
+        self._load = load
         self._rng = random.Random(settings.seed)  # noqa: S311 - simulation, not security
-        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
-        self._pending: set[asyncio.Task[None]] = set()
 
-    async def _send(self, uplink: PreparedUplink) -> None:
-        try:
-            response = await self._client.post(uplink.url, content=uplink.body, headers=uplink.headers)
-        except httpx.HTTPError:
+    def _answered(self, status: int) -> None:
+        if status == TRANSPORT_FAILED:
             self.stats.transport_errors += 1
-        else:
-            self.stats.by_status[response.status_code] += 1
-            if response.status_code == httpx.codes.ACCEPTED:
-                self.stats.accepted += 1
-        finally:
-            self._slots.release()
+            return
+        self.stats.by_status[status] += 1
+        if status == HTTPStatus.ACCEPTED:
+            self.stats.accepted += 1
 
-    async def send_report(self, report: PreparedUplink) -> None:
-        """Post a downlink report (outside the uplink counters)."""
-        try:
-            await self._client.post(report.url, content=report.body, headers=report.headers)
-        except httpx.HTTPError:
+    def _report_answered(self, status: int) -> None:
+        if status == TRANSPORT_FAILED:
             self.stats.transport_errors += 1
         else:
             self.stats.reports_sent += 1
 
+    async def send_report(self, report: PreparedUplink) -> None:
+        """Post a downlink report (outside the uplink counters)."""
+        await self._load.request(report.request(), self._report_answered)
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Send until ``stop`` is set, then wait for the requests in flight."""
+        """Send until ``stop`` is set, then wait (bounded) for the requests in flight."""
         order = itertools.cycle(self.devices)
         started = time.monotonic()
         while not stop.is_set():
@@ -415,12 +413,8 @@ class LnsSimulator:
             for _ in range(max(0, due)):
                 device = next(order)
                 uplink = prepare_uplink(device, self.endpoints[device.lns], self._rng)
-                await self._slots.acquire()
                 self.stats.sent += 1
-                task = asyncio.create_task(self._send(uplink))
-                self._pending.add(task)
-                task.add_done_callback(self._pending.discard)
+                await self._load.request(uplink.request(), self._answered)  # waits while every connection is busy
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), TICK_SECS)
-        if self._pending:
-            await asyncio.wait(self._pending, timeout=REQUEST_TIMEOUT_SECS)
+        await self._load.idle(REQUEST_TIMEOUT_SECS)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -52,9 +54,28 @@ def aws() -> Iterator[None]:
         yield
 
 
+class IsolatedTransactions:
+    """A DynamoDB client whose transactions are isolated from each other, as DynamoDB's are.
+
+    moto checks a transaction's conditions and applies its writes without any lock, so two threads can both pass
+    the same condition; the lock stands in for the isolation the real service gives.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        with self._lock:
+            return self._client.transact_write_items(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
 def _dynamodb_store() -> DynamoDbConnectionStore:
     return DynamoDbConnectionStore(
-        DynamoDbStoreSettings(TABLE), boto3.client("dynamodb"), boto3.client("secretsmanager")
+        DynamoDbStoreSettings(TABLE), IsolatedTransactions(boto3.client("dynamodb")), boto3.client("secretsmanager")
     )
 
 
