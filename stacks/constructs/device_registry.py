@@ -90,9 +90,12 @@ class DeviceRegistry(Construct):
             )
         )
         if principal_arn is not None:
-            # AttachThingPrincipal is authorised on the principal: only the bridge's own certificate.
+            # IAM's reference authorises AttachThingPrincipal on the certificate: only the bridge's own one (the
+            # thing pattern is listed too, in case a request is ever evaluated against the thing).
             function.role.add_to_principal_policy(
-                iam.PolicyStatement(actions=["iot:AttachThingPrincipal"], resources=[principal_arn])
+                iam.PolicyStatement(
+                    actions=["iot:AttachThingPrincipal"], resources=[principal_arn, iot_arn(self, THING_RESOURCE)]
+                )
             )
         return function
 
@@ -121,7 +124,10 @@ class DeviceRegistry(Construct):
                 )
             )
             role.add_to_principal_policy(
-                iam.PolicyStatement(actions=["iot:DetachThingPrincipal"], resources=[iot_arn(self, "cert/*")])
+                iam.PolicyStatement(
+                    actions=["iot:DetachThingPrincipal"],
+                    resources=[iot_arn(self, "cert/*"), iot_arn(self, THING_RESOURCE)],
+                )
             )
             acknowledge(
                 role,
