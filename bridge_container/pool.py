@@ -222,10 +222,26 @@ class MqttPool:
         if self._closed:
             raise PoolClosedError(f"connection {self.connection_id} is stopped")
         buffer = self._buffer
+        if not buffer and self._opened and self._publish_now(topic, payload):
+            return True
         if len(buffer) >= self._capacity:
             return False
         buffer.append((topic, payload, self._clock()))
         self._kick()
+        return True
+
+    def _publish_now(self, topic: str, payload: bytes) -> bool:
+        """With nothing queued ahead and a grant at hand, publish at once: no buffer, no dispatcher wake-up."""
+        now = self._clock()
+        limiter = self._limiter
+        if limiter is not None and limiter.aggregate_wait(now) > 0.0:
+            return False
+        slot = self._grant(limiter, now, len(topic) + len(payload))
+        if slot < 0:
+            return False
+        self._sent += 1
+        self._clients[slot].publish_nowait(topic, payload, _completion(self._completions, self._clock, now))
+        self._reap_needed.set()
         return True
 
     def submit_many(self, items: Iterable[tuple[str, bytes]], count: int) -> bool:

@@ -24,6 +24,7 @@ from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CollectorRegistry
 
 from bridge_container.exceptions import UnknownConnectionError
+from bridge_container.http_server import CoalescingHttpToolsProtocol
 from bridge_container.ingress.http import FastIngress, ingress_router
 from bridge_container.ingress.pipeline import IngressResult, ReportHandler, UplinkIngress, error_result
 from bridge_container.metrics import PROMETHEUS_CONTENT_TYPE, EmfEmitter, UplinkMetrics, new_registry, render
@@ -359,12 +360,13 @@ class BridgeService:
             self.app,
             host=self.settings.host,
             port=self.settings.port,
-            http="httptools",
+            http=CoalescingHttpToolsProtocol,
             lifespan="off",
             access_log=False,
             log_config=None,
             server_header=False,
             date_header=False,
+            proxy_headers=False,  # nothing reads the client address; the middleware costs a call per request
         )
         server = _Server(config)
         server_task = asyncio.get_running_loop().create_task(server.serve(), name="http-server")
