@@ -1,0 +1,326 @@
+"""Pieces shared by benchmarks: a lean HTTP/1.1 load generator, a mosquitto_sub recorder, a bridge process, stats.
+
+The load generator is raw asyncio protocols on keep-alive connections (an HTTP client library would cost more CPU
+than the bridge it measures on a 2-core machine). The subscriber is ``mosquitto_sub`` (C) in its own process,
+stamping each message with CLOCK_REALTIME on arrival; the sender stamps with ``time.time()`` (the same clock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import psutil
+
+from bridge_container.local.broker import LocalBroker
+from bridge_container.local.pki import CertPair
+from bridge_container.local.ports import free_port, wait_for_port
+
+READY_TIMEOUT_SECS = 30.0
+_SEQ_RE = re.compile(rb'"FCntUp":(\d+)')
+
+
+# --- statistics -------------------------------------------------------------------------------------------------
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile of ``values`` (0 when empty)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))
+    return ordered[index]
+
+
+def max_in_window(times: Sequence[float], window_secs: float = 1.0) -> int:
+    """Most events inside any half-open window of ``window_secs`` (sliding, not aligned to seconds)."""
+    ordered = sorted(times)
+    best, start = 0, 0
+    for end, moment in enumerate(ordered):
+        while moment - ordered[start] >= window_secs:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def per_second(times: Sequence[float], origin: float) -> list[int]:
+    """Counts per 1-second bin from ``origin`` (for the plot)."""
+    if not times:
+        return []
+    bins = [0] * (int(max(times) - origin) + 1)
+    for moment in times:
+        if moment >= origin:
+            bins[int(moment - origin)] += 1
+    return bins
+
+
+# --- the subscriber -------------------------------------------------------------------------------------------
+@dataclass
+class Arrival:
+    at: float
+    seq: int
+
+
+class Subscriber:
+    """``mosquitto_sub`` over mTLS writing ``<arrival time> <payload>`` lines to a file."""
+
+    def __init__(self, broker: LocalBroker, cert: CertPair, topic_filter: str, workdir: Path) -> None:
+        self.broker = broker
+        self.cert = cert
+        self.topic_filter = topic_filter
+        self.path = workdir / f"arrivals-{time.monotonic_ns()}.txt"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._file: Any = None
+
+    def start(self) -> Subscriber:
+        self._file = self.path.open("wb")
+        self._process = subprocess.Popen(
+            [
+                "mosquitto_sub",
+                "-h",
+                self.broker.host,
+                "-p",
+                str(self.broker.ports.tls),
+                "--cafile",
+                str(self.broker.ca_file),
+                "--cert",
+                str(self.cert.cert_path),
+                "--key",
+                str(self.cert.key_path),
+                "-t",
+                self.topic_filter,
+                "-q",
+                "0",
+                "-F",
+                "%U %p",
+            ],
+            stdout=self._file,
+            stderr=subprocess.DEVNULL,
+        )
+        self._wait_subscribed()
+        return self
+
+    def _wait_subscribed(self) -> None:
+        """Publish probes (FCntUp -1 never matches a sequence number) until one arrives."""
+        probe_topic = self.topic_filter.replace("+", "probe").replace("#", "probe")
+        deadline = time.monotonic() + READY_TIMEOUT_SECS
+        while time.monotonic() < deadline:
+            subprocess.run(
+                [
+                    "mosquitto_pub",
+                    "-h",
+                    self.broker.host,
+                    "-p",
+                    str(self.broker.ports.plain),
+                    "-t",
+                    probe_topic,
+                    "-m",
+                    "probe",
+                ],
+                check=True,
+            )
+            time.sleep(0.1)
+            if self.path.stat().st_size > 0:
+                return
+        raise TimeoutError("mosquitto_sub did not receive the probe")
+
+    def stop(self) -> list[Arrival]:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(timeout=10)
+        if self._file is not None:
+            self._file.close()
+        return self.arrivals()
+
+    def count(self) -> int:
+        """Lines so far (cheap enough to poll while waiting for the tail of a run)."""
+        with self.path.open("rb") as handle:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+
+    def arrivals(self) -> list[Arrival]:
+        found: list[Arrival] = []
+        with self.path.open("rb") as handle:
+            for line in handle:
+                stamp, _, payload = line.partition(b" ")
+                match = _SEQ_RE.search(payload)
+                if match is not None:
+                    found.append(Arrival(float(stamp), int(match.group(1))))
+        return found
+
+    def wait_quiet(self, expected: int, timeout_secs: float) -> None:
+        """Return once ``expected`` lines arrived (plus the probe) or nothing more arrives for a second."""
+        deadline = time.monotonic() + timeout_secs
+        last, last_change = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            current = self.count()
+            if current >= expected:
+                return
+            if current != last:
+                last, last_change = current, time.monotonic()
+            elif time.monotonic() - last_change > 1.0:
+                return
+            time.sleep(0.1)
+
+
+# --- the bridge in its own process -----------------------------------------------------------------------------
+@dataclass
+class BridgeProcess:
+    """``python -m bridge_container --config`` on a free port; its pid is what the CPU figure measures."""
+
+    config_path: Path
+    workdir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    _process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    def start(self) -> BridgeProcess:
+        env = {
+            **os.environ,
+            "BRIDGE_STATE_DIR": str(self.workdir / "state"),
+            "BRIDGE_TASK_ID": "bench",
+            "BRIDGE_EMF_INTERVAL_SECS": "0",
+            "BRIDGE_LOG_LEVEL": "WARNING",
+            **self.extra_env,
+        }
+        log = (self.workdir / f"bridge-{self.port}.log").open("wb")
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "bridge_container", "--config", str(self.config_path), "--port", str(self.port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        wait_for_port(self.port, timeout_secs=READY_TIMEOUT_SECS)
+        deadline = time.monotonic() + READY_TIMEOUT_SECS
+        while time.monotonic() < deadline:
+            health = httpx.get(f"{self.url}/healthz", timeout=2).json()
+            clients = health["connections"].get("default", {}).get("clients", {})
+            if clients and all(state == "OPENED" for state in clients.values()):
+                return self
+            time.sleep(0.1)
+        raise TimeoutError("the bridge's clients did not all open")
+
+    def cpu_secs(self) -> float:
+        times = psutil.Process(self.pid).cpu_times()
+        return float(times.user + times.system)
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+
+@contextlib.contextmanager
+def running(bridge: BridgeProcess) -> Iterator[BridgeProcess]:
+    try:
+        yield bridge.start()
+    finally:
+        bridge.stop()
+
+
+# --- the HTTP load generator ------------------------------------------------------------------------------------
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection; one request in flight at a time (no pipelining, like an LNS)."""
+
+    def __init__(self, on_free: Callable[[_Connection], None]) -> None:
+        self._on_free = on_free
+        self._buffer = b""
+        self._done: Callable[[int], None] | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio subclasses
+
+    def send(self, request: bytes, done: Callable[[int], None]) -> None:
+        self._done = done
+        assert self.transport is not None
+        self.transport.write(request)
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        head_end = self._buffer.find(b"\r\n\r\n")
+        if head_end < 0:
+            return
+        head = self._buffer[:head_end].lower()
+        marker = head.find(b"content-length:")
+        length = int(head[marker + 15 :].split(b"\r\n", 1)[0]) if marker >= 0 else 0
+        if len(self._buffer) < head_end + 4 + length:
+            return
+        status = int(self._buffer[9:12])
+        self._buffer = self._buffer[head_end + 4 + length :]
+        done, self._done = self._done, None
+        if done is not None:
+            done(status)
+        self._on_free(self)
+
+
+@dataclass
+class LoadResult:
+    sent: dict[int, float] = field(default_factory=dict)  # sequence number → send time (accepted only)
+    statuses: dict[int, int] = field(default_factory=dict)
+    requests: int = 0
+
+    def count(self, status: int) -> None:
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+
+
+class HttpLoad:
+    """Keep-alive connections to one host; requests go out on whichever connection is free."""
+
+    def __init__(self, port: int, connections: int) -> None:
+        self.port = port
+        self.size = connections
+        self._free: asyncio.Queue[_Connection] = asyncio.Queue()
+        self._all: list[_Connection] = []
+
+    async def __aenter__(self) -> HttpLoad:
+        loop = asyncio.get_running_loop()
+        for _ in range(self.size):
+            _, protocol = await loop.create_connection(
+                lambda: _Connection(self._free.put_nowait), "127.0.0.1", self.port
+            )
+            self._all.append(protocol)
+            self._free.put_nowait(protocol)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for connection in self._all:
+            if connection.transport is not None:
+                connection.transport.close()
+
+    async def request(self, request: bytes, done: Callable[[int], None]) -> None:
+        connection = await self._free.get()
+        connection.send(request, done)
+
+    async def idle(self) -> None:
+        """Wait until every request has been answered (each connection is back in the free queue)."""
+        taken = [await self._free.get() for _ in range(self.size)]
+        for connection in taken:
+            self._free.put_nowait(connection)
+
+
+def post(path: str, body: bytes, headers: str = "") -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n{headers}"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body

@@ -1,0 +1,393 @@
+"""Uplink benchmark: HTTP into the bridge, MQTT out to local mosquitto (mTLS), counted by a subscriber process.
+
+Four runs, each with its own subscriber (``mosquitto_sub`` with a client certificate):
+
+* ``seed_rate``: single ThingPark POSTs at ``--seed-rate`` msg/s (open loop) through a bridge with the default
+  limits (pool of 10, 1000 msg/s aggregate, 100 msg/s per client): delivered rate, HTTP send → subscriber arrival
+  latency, the bridge process's CPU (all threads) per wall second, uplinks lost, and the most uplinks the
+  subscriber saw in any sliding 1-second window.
+* ``ceiling_single`` / ``ceiling_batch``: the same bridge with ``BRIDGE_LIFT_RATE_LIMITS=1``, driven closed-loop by
+  keep-alive connections with single POSTs, then with NDJSON batches: the delivered rate is the ceiling.
+* ``raw_awscrt``: a bare awscrt MQTT 5 publisher (QoS 0, mTLS, the public API with futures), the baseline.
+
+    python -m benchmarks.uplink [--seed-secs 20] [--ceiling-secs 10] [--output benchmarks/results/uplink.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvloop
+from tqdm import tqdm
+
+from benchmarks._harness import (
+    Arrival,
+    BridgeProcess,
+    HttpLoad,
+    LoadResult,
+    Subscriber,
+    max_in_window,
+    per_second,
+    percentile,
+    post,
+    running,
+)
+from bridge_container.local.broker import LocalBroker
+from bridge_container.local.pki import CertPair, DevPki
+
+DEFAULT_OUTPUT = Path("benchmarks/results/uplink.json")
+TOPIC_FILTER = "bench/things/+/uplink"
+DEVICES = 1_000  # uplinks spread over this many DevEUIs, as a fleet's would be
+BATCH_TOKEN = "bench-batch-token"  # noqa: S105 - the local benchmark's own connection
+WARMUP_SECS = 2.0  # excluded from rates and CPU: connections warming up, first allocations
+SETTLE_SECS = 10.0
+RAW_WINDOW = 200  # publishes awaited together by the raw publisher
+
+
+def dev_eui(seq: int) -> str:
+    return f"70B3D57E{seq % DEVICES:08X}"
+
+
+def uplink_document(seq: int) -> bytes:
+    return b'{"DevEUI_uplink":{"DevEUI":"%s","FPort":1,"FCntUp":%d,"payload_hex":"0102030405060708","LrrRSSI":-71}}' % (
+        dev_eui(seq).encode(),
+        seq,
+    )
+
+
+def bridge_configuration(broker: LocalBroker, cert: CertPair) -> dict[str, Any]:
+    return {
+        "connectorId": "actility-aws-iot",
+        "name": "uplink benchmark",
+        "configuration": {
+            "deviceType": "bench-sensor",
+            "region": "eu-central-1",
+            "certificateId": "ef" * 32,
+            "certificate": cert.cert_pem,
+            "privateKey": cert.key_pem,
+            "broker": {"host": broker.host, "port": broker.ports.tls, "caCertificate": broker.pki.ca.cert_pem},
+            "uplinkTopicPattern": "bench/things/{DevEUI}/uplink",
+            "poolSize": 10,
+            "uplinkRatePerSec": 1000,
+            "perClientRatePerSec": 100,
+            "bufferSize": 20_000,
+            "registerThings": False,
+            "downlinkEnabled": False,
+            "batchIngressToken": BATCH_TOKEN,
+        },
+    }
+
+
+# --- load shapes ----------------------------------------------------------------------------------------------
+def _recorder(result: LoadResult, seqs: range, sent_at: float) -> Callable[[int], None]:
+    def done(status: int) -> None:
+        result.count(status)
+        if status == 202:
+            for seq in seqs:
+                result.sent[seq] = sent_at
+
+    return done
+
+
+async def open_loop(port: int, rate: float, duration_secs: float, progress: tqdm[Any]) -> LoadResult:
+    """Single POSTs at ``rate`` a second, on schedule whatever the answers take."""
+    result = LoadResult()
+    loop = asyncio.get_running_loop()
+    total = int(rate * duration_secs)
+    async with HttpLoad(port, connections=16) as load:
+        start = loop.time()
+        for seq in range(total):
+            delay = start + seq / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await load.request(
+                post("/uplinks/thingpark", uplink_document(seq)), _recorder(result, range(seq, seq + 1), time.time())
+            )
+            result.requests += 1
+            if seq % 500 == 0:
+                progress.update(500)
+        await load.idle()
+    return result
+
+
+async def closed_loop(port: int, duration_secs: float, batch: int, connections: int, progress: tqdm[Any]) -> LoadResult:
+    """Each connection sends its next request as soon as the previous one is answered."""
+    result = LoadResult()
+    loop = asyncio.get_running_loop()
+    end = loop.time() + duration_secs
+    next_seq = 0
+    auth = f"Authorization: Bearer {BATCH_TOKEN}\r\n"
+
+    async def worker(load: HttpLoad) -> None:
+        nonlocal next_seq
+        while loop.time() < end:
+            seqs = range(next_seq, next_seq + batch)
+            next_seq += batch
+            if batch == 1:
+                request = post("/uplinks/thingpark", uplink_document(seqs[0]))
+            else:
+                request = post("/uplinks/batch", b"\n".join(uplink_document(seq) for seq in seqs), auth)
+            answered = loop.create_future()
+            record = _recorder(result, seqs, time.time())
+
+            def done(status: int, record: Callable[[int], None] = record, answered: Any = answered) -> None:
+                record(status)
+                answered.set_result(None)
+
+            await load.request(request, done)
+            await answered
+            result.requests += 1
+            progress.update(batch)
+
+    async with HttpLoad(port, connections=connections) as load:
+        await asyncio.gather(*(worker(load) for _ in range(connections)))
+    return result
+
+
+# --- runs ------------------------------------------------------------------------------------------------------
+def summarise(result: LoadResult, arrivals: list[Arrival], window: tuple[float, float]) -> dict[str, Any]:
+    received = {arrival.seq: arrival.at for arrival in arrivals if arrival.seq in result.sent}
+    latencies = [(received[seq] - sent) * 1000 for seq, sent in result.sent.items() if seq in received]
+    start, end = window
+    in_window = sum(1 for at in received.values() if start <= at < end)
+    return {
+        "achieved_msgs_per_sec": round(in_window / (end - start), 1),
+        "p50_ms": round(percentile(latencies, 0.50), 2),
+        "p99_ms": round(percentile(latencies, 0.99), 2),
+        "accepted": len(result.sent),
+        "lost": len(result.sent) - len(received),
+        "http_statuses": {str(status): count for status, count in sorted(result.statuses.items())},
+        "max_1s_window_msgs": max_in_window(list(received.values())),
+    }
+
+
+def run_seed(
+    broker: LocalBroker, cert: CertPair, config: Path, workdir: Path, rate: float, secs: float
+) -> dict[str, Any]:
+    with running(BridgeProcess(config, workdir)) as bridge:
+        subscriber = Subscriber(broker, cert, TOPIC_FILTER, workdir).start()
+        with tqdm(total=int(rate * secs), desc=f"seed {rate:g} msg/s", unit="msg") as progress:
+            started = time.time()
+            cpu_marks: list[tuple[float, float]] = []
+
+            async def drive() -> LoadResult:
+                task = asyncio.get_running_loop().create_task(open_loop(bridge.port, rate, secs, progress))
+                await asyncio.sleep(WARMUP_SECS)
+                cpu_marks.append((time.monotonic(), bridge.cpu_secs()))
+                result = await task
+                cpu_marks.append((time.monotonic(), bridge.cpu_secs()))
+                return result
+
+            result = uvloop.run(drive())
+            ended = time.time()
+        subscriber.wait_quiet(len(result.sent) + 1, SETTLE_SECS)
+        arrivals = subscriber.stop()
+    (wall_start, cpu_start), (wall_end, cpu_end) = cpu_marks
+    summary = summarise(result, arrivals, (started + WARMUP_SECS, ended))
+    summary = {
+        "target_msgs_per_sec": rate,
+        **summary,
+        "bridge_cpu_core_fraction": round((cpu_end - cpu_start) / (wall_end - wall_start), 3),
+    }
+    summary["_series"] = per_second([arrival.at for arrival in arrivals], started)
+    return summary
+
+
+def run_ceilings(
+    broker: LocalBroker, cert: CertPair, config: Path, workdir: Path, secs: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    results = []
+    bridge = BridgeProcess(config, workdir, extra_env={"BRIDGE_LIFT_RATE_LIMITS": "1"})
+    with running(bridge):
+        for label, batch, connections in (("single", 1, 32), ("batch", 100, 8)):
+            subscriber = Subscriber(broker, cert, TOPIC_FILTER, workdir).start()
+            with tqdm(desc=f"ceiling {label}", unit="msg") as progress:
+                started = time.time()
+                result = uvloop.run(closed_loop(bridge.port, secs, batch, connections, progress))
+                ended = time.time()
+            subscriber.wait_quiet(len(result.sent) + 1, SETTLE_SECS)
+            arrivals = subscriber.stop()
+            summary = summarise(result, arrivals, (started + 1.0, ended))
+            summary["batch_size"] = batch
+            summary["connections"] = connections
+            summary["_series"] = per_second([arrival.at for arrival in arrivals], started)
+            results.append(summary)
+    return results[0], results[1]
+
+
+def _raw_publisher(host: str, port: int, ca: str, cert: str, key: str, count: int, rate: float | None) -> None:
+    """A bare awscrt MQTT 5 publisher, as an application would write one with the public API.
+
+    As fast as it goes (``rate`` None), or paced at ``rate`` a second, one publish at a time.
+    """
+    import awscrt.mqtt5 as mqtt5
+    from awsiot import mqtt5_client_builder
+
+    async def publish() -> None:
+        loop = asyncio.get_running_loop()
+        connected = asyncio.Event()
+        client = mqtt5_client_builder.mtls_from_path(
+            cert,
+            key,
+            endpoint=host,
+            port=port,
+            ca_filepath=ca,
+            client_id="raw-awscrt-bench",
+            extended_validation_and_flow_control_options=mqtt5.ExtendedValidationAndFlowControlOptions.NONE,
+            on_lifecycle_connection_success=lambda _data: loop.call_soon_threadsafe(connected.set),
+        )
+        client.start()
+        await connected.wait()
+        pending = []
+        start = loop.time()
+        for seq in range(count):
+            if rate is not None:
+                delay = start + seq / rate - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            topic = f"bench/things/{dev_eui(seq)}/uplink"
+            packet = mqtt5.PublishPacket(topic=topic, payload=uplink_document(seq), qos=mqtt5.QoS.AT_MOST_ONCE)
+            pending.append(asyncio.wrap_future(client.publish(packet)))
+            if len(pending) >= RAW_WINDOW:
+                await asyncio.gather(*pending)
+                pending = []
+        await asyncio.gather(*pending)
+        client.stop()
+
+    uvloop.run(publish())
+
+
+def run_raw(
+    broker: LocalBroker, cert: CertPair, workdir: Path, count: int, rate: float | None = None
+) -> dict[str, Any]:
+    subscriber = Subscriber(broker, cert, TOPIC_FILTER, workdir).start()
+    files = (str(broker.ca_file), str(cert.cert_path), str(cert.key_path))
+    process = multiprocessing.get_context("spawn").Process(
+        target=_raw_publisher, args=(broker.host, broker.ports.tls, *files, count, rate)
+    )
+    started = time.time()
+    label = f"raw awscrt, {count} msgs" + (f" at {rate:g}/s" if rate else "")
+    with tqdm(total=1, desc=label, unit="run") as progress:
+        process.start()
+        process.join(timeout=120)
+        progress.update(1)
+    subscriber.wait_quiet(count + 1, SETTLE_SECS)
+    arrivals = subscriber.stop()
+    times = sorted(arrival.at for arrival in arrivals)
+    delivered_rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+    return {
+        "msgs_per_sec": round(delivered_rate, 1),
+        "delivered": len(times),
+        "max_1s_window_msgs": max_in_window(times),
+        "_series": per_second(times, started),
+    }
+
+
+# --- output ----------------------------------------------------------------------------------------------------
+def plot(series: dict[str, list[int]], target: float, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(10, 5))
+    for label, counts in series.items():
+        axes.plot(range(len(counts)), counts, marker=".", label=label)
+    axes.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"limit {target:g} msg/s")
+    axes.set_xlabel("seconds since the run started")
+    axes.set_ylabel("uplinks delivered per second (subscriber)")
+    axes.set_title("aws-iot-bridge uplinks: HTTP → bridge → mosquitto (mTLS)")
+    axes.set_yscale("log")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    load_at_start = round(os.getloadavg()[0], 2)
+    with tempfile.TemporaryDirectory(prefix="uplink-bench-") as tmp:
+        workdir = Path(tmp)
+        pki = DevPki(workdir / "pki")
+        with LocalBroker(workdir / "broker", pki) as broker:
+            bridge_cert, subscriber_cert = pki.client("bench-bridge"), pki.client("bench-subscriber")
+            config = workdir / "connection.json"
+            config.write_bytes(orjson.dumps(bridge_configuration(broker, bridge_cert)))
+            skipped: dict[str, Any] = {"achieved_msgs_per_sec": 0.0, "_series": []}
+            raw = (
+                run_raw(broker, subscriber_cert, workdir, args.raw_count)
+                if "raw" in args.runs
+                else {"msgs_per_sec": 0.0, "_series": []}
+            )
+            seed = (
+                run_seed(broker, subscriber_cert, config, workdir, args.seed_rate, args.seed_secs)
+                if "seed" in args.runs
+                else {**skipped, "target_msgs_per_sec": args.seed_rate}
+            )
+            if "seed" in args.runs:
+                # The same rate from a bare publisher, paced one by one: how much delivery jitter alone adds to
+                # the largest 1-second window the subscriber sees.
+                paced = run_raw(broker, subscriber_cert, workdir, int(args.seed_rate * 8), args.seed_rate)
+                seed["reference_paced_raw_max_1s_window_msgs"] = paced["max_1s_window_msgs"]
+            single, batch = (
+                run_ceilings(broker, subscriber_cert, config, workdir, args.ceiling_secs)
+                if "ceiling" in args.runs
+                else (dict(skipped), dict(skipped))
+            )
+    series = {
+        "seed rate (limits on)": seed.pop("_series"),
+        "ceiling, single POSTs": single.pop("_series"),
+        "ceiling, batches": batch.pop("_series"),
+        "raw awscrt publisher": raw.pop("_series"),
+    }
+    best_ceiling = max(single["achieved_msgs_per_sec"], batch["achieved_msgs_per_sec"])
+    result = {
+        "seed_rate": seed,
+        "ceiling_single": single,
+        "ceiling_batch": batch,
+        "raw_awscrt_msgs_per_sec": raw["msgs_per_sec"],
+        "ratio_ceiling_to_raw": round(best_ceiling / raw["msgs_per_sec"], 3) if raw["msgs_per_sec"] else None,
+        "machine": {"cpus": os.cpu_count(), "load_average_1m_at_start": load_at_start},
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    plot(series, seed["target_msgs_per_sec"], args.output.with_suffix(".png"))
+    return result
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.uplink", description=__doc__)
+    parser.add_argument("--seed-rate", type=float, default=1000.0, help="offered single POSTs per second")
+    parser.add_argument("--seed-secs", type=float, default=20.0, help="duration of the seed-rate run")
+    parser.add_argument("--ceiling-secs", type=float, default=10.0, help="duration of each ceiling run")
+    parser.add_argument("--raw-count", type=int, default=100_000, help="publishes of the raw awscrt baseline")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"result file (default {DEFAULT_OUTPUT})")
+    parser.add_argument(
+        "--runs", default="raw,seed,ceiling", help="comma-separated subset of raw,seed,ceiling (default: all)"
+    )
+    args = parser.parse_args(argv)
+    args.runs = set(args.runs.split(","))
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark, write the JSON result and the PNG plot beside it, and print the result."""
+    args = _parse(argv)
+    result = run(args)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return result
+
+
+if __name__ == "__main__":
+    main()
