@@ -83,7 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.warning(
             "%s is set: rate limits are lifted (benchmarks against a local broker only)", EnvVar.LIFT_RATE_LIMITS
         )
-    uvloop.run(serve(settings, connection))
+    try:
+        uvloop.run(serve(settings, connection))
+    except Exception:
+        logger.exception("the bridge stopped on an error")
+        return 1
     return 0
 
 

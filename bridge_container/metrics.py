@@ -136,6 +136,7 @@ class UplinkMetrics:
             self.pool_state,
             self.registrations,
         ):
+            # prometheus_client has no public way to list a family's label sets.
             stale = [key for key in list(family._metrics) if key and key[0] == connection_id]
             for key in stale:
                 family.remove(*key)
