@@ -52,6 +52,7 @@ BATCH_TOKEN = "bench-batch-token"  # noqa: S105 - the local benchmark's own conn
 WARMUP_SECS = 2.0  # excluded from rates and CPU: connections warming up, first allocations
 SETTLE_SECS = 10.0
 RAW_WINDOW = 200  # publishes awaited together by the raw publisher
+BACKOFF_SECS = 0.05  # a closed-loop producer's pause after a 429
 
 
 def dev_eui(seq: int) -> str:
@@ -148,6 +149,8 @@ async def closed_loop(port: int, duration_secs: float, batch: int, connections: 
             await answered
             result.requests += 1
             progress.update(batch)
+            if result.sent.get(seqs[-1]) is None:
+                await asyncio.sleep(BACKOFF_SECS)  # 429: back off a little, as a producer would
 
     async with HttpLoad(port, connections=connections) as load:
         await asyncio.gather(*(worker(load) for _ in range(connections)))

@@ -198,6 +198,11 @@ class UplinkIngress:
             raise UnauthorizedError("not_configured", "the batch endpoint needs configuration.batchIngressToken")
         if not _header_secret_matches(authorization, self._batch_token):
             raise UnauthorizedError("unauthorized", "the Authorization header does not carry the batch token")
+        lines = body.count(b"\n") + (not body.endswith(b"\n"))
+        if self._sink.free < lines:
+            # Refused before parsing: a producer retrying a full buffer must not cost a parse per attempt. (An NDJSON
+            # batch has one line per uplink; an array counts as one line here and is checked exactly once parsed.)
+            return self._buffer_full("batch", lines)
         items: list[tuple[str, bytes]] = []
         dev_euis: list[str] = []
         issues: list[dict[str, object]] = []
