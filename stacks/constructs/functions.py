@@ -59,6 +59,8 @@ class FunctionSpec:
     environment: Mapping[str, str] = field(default_factory=dict)
     memory_mib: int = DEFAULT_MEMORY_MIB
     reserved_concurrency: int | None = None
+    # Asynchronous invocations retried by Lambda before the dead-letter queue; None keeps Lambda's default (2).
+    async_retry_attempts: int | None = None
 
 
 class BridgeFunction(Construct):
@@ -104,6 +106,7 @@ class BridgeFunction(Construct):
             environment=environment,
             reserved_concurrent_executions=spec.reserved_concurrency,
             dead_letter_queue=dead_letter_queue,
+            retry_attempts=spec.async_retry_attempts,
         )
         acknowledge(
             self.role,

@@ -256,6 +256,9 @@ class StatusPlumbing(Construct):
                 description="Keeps device status from the enebular SNS topics and forwards it to the webhook",
                 timeout=STATUS_CALLBACK_TIMEOUT,
                 environment=environment,
+                # A message the callback cannot parse fails the same way every time: straight to the queue,
+                # once, instead of two more runs (transient errors are retried inside the invocation).
+                async_retry_attempts=0,
             ),
             log_retention=log_retention,
             dead_letter_queue=dead_letters,

@@ -176,6 +176,14 @@ def test_status_callback_is_subscribed_to_both_topics_with_a_dead_letter_queue(
     assert set(function["Environment"]["Variables"]) >= {"DEVICE_STATUS_TABLE", "IDEMPOTENCY_TABLE", "WEBHOOK_URL"}
 
 
+def test_status_callback_sends_bad_messages_to_the_queue_without_lambda_retries(
+    synthesized_example: Synthesized,
+) -> None:
+    configs = synthesized_example.properties("AWS::Lambda::EventInvokeConfig")
+
+    assert [c["MaximumRetryAttempts"] for c in configs] == [0]
+
+
 def test_registration_concurrency_fits_the_create_thing_quota(synthesized_example: Synthesized) -> None:
     function = next(
         p
