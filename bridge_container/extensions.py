@@ -22,7 +22,8 @@ def install_downlinks(service: BridgeService) -> None:
 
         async def start(started: ConnectionRuntime) -> None:
             await downlinks.__aenter__()
-            started.downlink_reports = downlinks.report
+            if downlinks.enabled:  # otherwise ThingPark reports are counted as ignored, not silently taken
+                started.downlink_reports = downlinks.report
 
         async def stop(stopping: ConnectionRuntime) -> None:
             stopping.downlink_reports = None
