@@ -25,6 +25,7 @@ logger = logging.getLogger("bridge_container")
 
 ECS_METADATA_ENV = "ECS_CONTAINER_METADATA_URI_V4"
 ECS_METADATA_TIMEOUT_SECS = 2.0
+GIL_SWITCH_INTERVAL_SECS = 0.001
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -71,6 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         config_file=args.config,
     )
     configure_logging(settings.log_level)
+    # CRT calls into Python for every publish it completes. When the asyncio thread is busy, CRT's event-loop
+    # thread waits for the GIL up to the switch interval each time (5 ms by default: ~200 publishes/s under
+    # saturation); 1 ms keeps publishing flowing while HTTP requests pour in (measured: 5.4k -> 10.9k msg/s).
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_SECS)
     connection = None
     if settings.config_file:
         try:

@@ -37,6 +37,7 @@ MAX_PUBLISHES_PER_TURN: Final = 256
 # uvloop timers have millisecond resolution; a shorter sleep would spin.
 MIN_SLEEP_SECS: Final = 0.001
 REAP_INTERVAL_SECS: Final = 0.02
+DEFAULT_MAX_IN_FLIGHT: Final = 1000
 CONTROL_OPEN_TIMEOUT_SECS: Final = 10.0
 DRAIN_POLL_SECS: Final = 0.02
 
@@ -57,10 +58,13 @@ class PoolSettings:
     size: int
     buffer_size: int
     limits: RateLimits
+    # Publishes handed to CRT and not yet confirmed. Beyond it uplinks wait in the buffer, so that a slow broker or
+    # a starved CRT thread fills the bridge's own bounded buffer (429) instead of CRT's unbounded operation queue.
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
 
     def __post_init__(self) -> None:
-        if self.size < 1 or self.buffer_size < 1:
-            raise ValueError("pool size and buffer size must be >= 1")
+        if self.size < 1 or self.buffer_size < 1 or self.max_in_flight < 1:
+            raise ValueError("pool size, buffer size and max in flight must be >= 1")
 
     @classmethod
     def from_configuration(cls, config: ConnectionConfiguration, *, lift_rate_limits: bool = False) -> PoolSettings:
@@ -111,6 +115,7 @@ class MqttPool:
         self._clients: list[MqttClient] = []
         self._opened: list[int] = []  # slots of OPENED clients, in slot order
         self._round_robin = 0
+        self._max_in_flight = settings.max_in_flight
         self._wakeup: asyncio.Future[None] | None = None
         self._completions: deque[tuple[float, float, int]] = deque()
         self._sent = 0
@@ -232,6 +237,8 @@ class MqttPool:
 
     def _publish_now(self, topic: str, payload: bytes) -> bool:
         """With nothing queued ahead and a grant at hand, publish at once: no buffer, no dispatcher wake-up."""
+        if self._sent - self._reaped >= self._max_in_flight:
+            return False
         now = self._clock()
         limiter = self._limiter
         if limiter is not None and limiter.aggregate_wait(now) > 0.0:
@@ -293,10 +300,18 @@ class MqttPool:
             if not buffer or not opened:
                 await self._sleep_until_kicked(None)
                 continue
+            room = self._max_in_flight - self.in_flight
+            if room <= 0:
+                self._reap()  # count what CRT has confirmed since the reaper last ran
+                room = self._max_in_flight - self.in_flight
+                if room <= 0:
+                    await asyncio.sleep(MIN_SLEEP_SECS)
+                    continue
             now = clock()
             wait = limiter.aggregate_wait(now) if limiter is not None else 0.0
             published = 0
-            while wait == 0.0 and buffer and opened and published < MAX_PUBLISHES_PER_TURN:
+            turn = min(MAX_PUBLISHES_PER_TURN, room)
+            while wait == 0.0 and buffer and opened and published < turn:
                 topic, payload, accepted_at = buffer[0]
                 slot = self._grant(limiter, now, len(topic) + len(payload))
                 if slot < 0:

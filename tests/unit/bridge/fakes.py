@@ -18,6 +18,8 @@ class FakeClient:
     callbacks: ClientCallbacks
     start_state: ConnectionState = ConnectionState.OPENED
     fail_publishes: bool = False
+    hold_completions: bool = False  # keep completions until release(), like a CRT thread that lags
+    held: list[CompletionCallback] = field(default_factory=list)
     published: list[tuple[str, bytes]] = field(default_factory=list)
     control: list[tuple[str, bytes]] = field(default_factory=list)
     subscriptions: list[str] = field(default_factory=list)
@@ -48,7 +50,15 @@ class FakeClient:
             on_done(WRITE_FAILED)
             return
         self.published.append((topic, payload))
+        if self.hold_completions:
+            self.held.append(on_done)
+            return
         on_done(0)
+
+    def release(self) -> None:
+        held, self.held = self.held, []
+        for on_done in held:
+            on_done(0)
 
     def deliver(self, topic: str, payload: bytes) -> None:
         self.callbacks.on_message(InboundMessage(topic, payload))

@@ -94,6 +94,24 @@ async def test_every_accepted_uplink_is_published_or_counted_dropped(factory: Fa
     assert sample_value(registry, "bridge_uplink_publish_latency_seconds_count", {"connection": CONNECTION}) == 10
 
 
+async def test_unconfirmed_publishes_are_bounded_and_the_rest_wait_in_the_buffer(factory: FakeFactory) -> None:
+    registry = new_registry()
+    settings = PoolSettings(size=1, buffer_size=100, limits=RateLimits.lifted(), max_in_flight=3)
+    pool = MqttPool(CONNECTION, settings, factory, UplinkMetrics(registry))
+    async with pool:
+        factory.clients[0].hold_completions = True
+        for index in range(10):
+            assert pool.submit(f"t/{index}", b"x")
+        await asyncio.sleep(0.05)
+        assert (len(factory.clients[0].published), pool.depth) == (3, 7)
+        while pool.depth:
+            factory.clients[0].release()
+            await asyncio.sleep(0.01)
+        factory.clients[0].release()
+        await settle(lambda: pool.in_flight == 0)
+    assert [topic for topic, _ in factory.clients[0].published] == [f"t/{index}" for index in range(10)]
+
+
 async def test_stop_counts_uplinks_still_buffered_as_dropped(factory: FakeFactory) -> None:
     factory.start_states = dict.fromkeys(range(3), ConnectionState.CLOSED)
     pool, registry = make_pool(factory)
