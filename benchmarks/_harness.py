@@ -17,12 +17,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import psutil
 
 from bridge_container.local.broker import LocalBroker
+from bridge_container.local.http_load import KeepAliveConnection
 from bridge_container.local.pki import CertPair
 from bridge_container.local.ports import free_port, wait_for_port
 
@@ -239,41 +240,6 @@ def running(bridge: BridgeProcess) -> Iterator[BridgeProcess]:
 
 
 # --- the HTTP load generator ------------------------------------------------------------------------------------
-class _Connection(asyncio.Protocol):
-    """One keep-alive connection; one request in flight at a time (no pipelining, like an LNS)."""
-
-    def __init__(self, on_free: Callable[[_Connection], None]) -> None:
-        self._on_free = on_free
-        self._buffer = b""
-        self._done: Callable[[int], None] | None = None
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports are not asyncio subclasses
-
-    def send(self, request: bytes, done: Callable[[int], None]) -> None:
-        self._done = done
-        assert self.transport is not None
-        self.transport.write(request)
-
-    def data_received(self, data: bytes) -> None:
-        self._buffer += data
-        head_end = self._buffer.find(b"\r\n\r\n")
-        if head_end < 0:
-            return
-        head = self._buffer[:head_end].lower()
-        marker = head.find(b"content-length:")
-        length = int(head[marker + 15 :].split(b"\r\n", 1)[0]) if marker >= 0 else 0
-        if len(self._buffer) < head_end + 4 + length:
-            return
-        status = int(self._buffer[9:12])
-        self._buffer = self._buffer[head_end + 4 + length :]
-        done, self._done = self._done, None
-        if done is not None:
-            done(status)
-        self._on_free(self)
-
-
 @dataclass
 class LoadResult:
     sent: dict[int, float] = field(default_factory=dict)  # sequence number → send time (accepted only)
@@ -290,14 +256,14 @@ class HttpLoad:
     def __init__(self, port: int, connections: int) -> None:
         self.port = port
         self.size = connections
-        self._free: asyncio.Queue[_Connection] = asyncio.Queue()
-        self._all: list[_Connection] = []
+        self._free: asyncio.Queue[KeepAliveConnection] = asyncio.Queue()
+        self._all: list[KeepAliveConnection] = []
 
     async def __aenter__(self) -> HttpLoad:
         loop = asyncio.get_running_loop()
         for _ in range(self.size):
             _, protocol = await loop.create_connection(
-                lambda: _Connection(self._free.put_nowait), "127.0.0.1", self.port
+                lambda: KeepAliveConnection(self._free.put_nowait), "127.0.0.1", self.port
             )
             self._all.append(protocol)
             self._free.put_nowait(protocol)

@@ -22,8 +22,10 @@ def post_request(target: str, body: bytes, headers: Mapping[str, str], host: str
     return head.encode() + body
 
 
-class _Connection(asyncio.Protocol):
-    def __init__(self, on_free: Callable[[_Connection], None]) -> None:
+class KeepAliveConnection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection with one request in flight (no pipelining, like an LNS)."""
+
+    def __init__(self, on_free: Callable[[KeepAliveConnection], None]) -> None:
         self._on_free = on_free
         self._buffer = b""
         self._done: Callable[[int], None] | None = None
@@ -70,8 +72,8 @@ class HttpLoad:
         self.host = host
         self.port = port
         self.size = connections
-        self._free: asyncio.Queue[_Connection | None] = asyncio.Queue()
-        self._open: set[_Connection] = set()
+        self._free: asyncio.Queue[KeepAliveConnection | None] = asyncio.Queue()
+        self._open: set[KeepAliveConnection] = set()
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -87,9 +89,11 @@ class HttpLoad:
                 connection.transport.close()
         self._open.clear()
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self) -> KeepAliveConnection:
         loop = asyncio.get_running_loop()
-        _, connection = await loop.create_connection(lambda: _Connection(self._free.put_nowait), self.host, self.port)
+        _, connection = await loop.create_connection(
+            lambda: KeepAliveConnection(self._free.put_nowait), self.host, self.port
+        )
         self._open.add(connection)
         return connection
 
