@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import httpx
 import uvloop
 
-from bridge_container.extensions import install_connections_api, install_downlinks
+from bridge_container.connections.factory import build_connections_api
 from bridge_container.logs import configure_logging
 from bridge_container.service import BridgeService, EnvVar, ServiceSettings
 from bridge_domain.connection import Connection
@@ -52,9 +52,7 @@ def task_id_from_environment(environ: Mapping[str, str]) -> str:
 
 
 async def serve(settings: ServiceSettings, connection: Connection | None) -> None:
-    service = BridgeService(settings)
-    install_connections_api(service)
-    install_downlinks(service)
+    service = BridgeService(settings, connections_api=build_connections_api)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, service.request_shutdown)

@@ -3,9 +3,9 @@
 Flow: ``submit`` appends to the buffer (never blocks; False when full, which ingress turns into 429). One
 dispatcher task hands buffered uplinks to OPENED clients in turn, each publish granted by the pool's
 :class:`~bridge_container.rates.UplinkLimiter` (a disconnected client gets nothing; its share goes to the others).
-Publishes complete on CRT threads into a deque; a reaper task on the loop counts them (published, or dropped
-with a reason) and records the latency. Every accepted uplink ends up published, dropped with a counted reason,
-or still buffered/in flight: nothing disappears silently.
+Publishes complete on the MQTT adapter's I/O threads into a deque; a reaper task on the loop counts them
+(published, or dropped with a reason) and records the latency. Every accepted uplink ends up published, dropped
+with a counted reason, or still buffered/in flight: nothing disappears silently.
 
 One dispatcher per pool rather than one per client: with a shared aggregate limit, per-client dispatchers would
 all wake for each aggregate token; one dispatcher serving the OPENED clients round-robin wakes once per grant.
@@ -18,16 +18,18 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Final
 
-from bridge_container.exceptions import PoolClosedError, PublishError, SubscribeError
+from bridge_container.exceptions import PoolClosedError, PublishError
 from bridge_container.metrics import UplinkMetrics
-from bridge_container.mqtt_adapter import ClientCallbacks, ClientFactory, InboundMessage, MqttClient, error_name
+from bridge_container.mqtt.port import ClientCallbacks, ClientFactory, CompletionCallback, MqttClient
+from bridge_container.mqtt.subscriptions import MessageHandler, Subscriptions
 from bridge_container.rates import RateLimits, UplinkLimiter
 from bridge_container.states import ConnectionState, pool_state
+from bridge_container.tasks import spawn
 from bridge_domain.connection import ConnectionConfiguration
 
 logger = logging.getLogger(__name__)
@@ -48,7 +50,8 @@ DROP_REPLACED: Final = "replaced"
 Uplink = tuple[str, bytes, float]
 """A buffered uplink: topic, payload, monotonic time of acceptance."""
 
-MessageHandler = Callable[[InboundMessage], Awaitable[None]]
+Completion = tuple[float, float, str | None]
+"""A completed publish: accepted at, completed at (monotonic), failure name or None when written."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,20 +82,6 @@ class PoolSettings:
         return cls(size=config.pool_size, buffer_size=config.buffer_size, limits=limits)
 
 
-def topic_matches(topic_filter: str, topic: str) -> bool:
-    """MQTT filter matching (``+`` one level, ``#`` the rest); a ``$share/<group>/`` prefix is ignored."""
-    if topic_filter.startswith("$share/"):
-        topic_filter = topic_filter.split("/", 2)[2]
-    filter_levels = topic_filter.split("/")
-    topic_levels = topic.split("/")
-    for index, level in enumerate(filter_levels):
-        if level == "#":
-            return True
-        if index >= len(topic_levels) or (level != "+" and level != topic_levels[index]):
-            return False
-    return len(filter_levels) == len(topic_levels)
-
-
 class MqttPool:
     """Up to ``size`` MQTT clients behind one bounded buffer; an async context manager."""
 
@@ -117,18 +106,14 @@ class MqttPool:
         self._round_robin = 0
         self._max_in_flight = settings.max_in_flight
         self._wakeup: asyncio.Future[None] | None = None
-        self._completions: deque[tuple[float, float, int]] = deque()
+        self._completions: deque[Completion] = deque()
         self._sent = 0
         self._reaped = 0
         self._reap_needed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self._started = False
-        self._subscriptions: dict[str, MessageHandler] = {}
-        self._subscriber: MqttClient | None = None  # the client holding the subscriptions
-        self._subscribed: set[str] = set()  # filters the holder has
-        self._subscribe_lock = asyncio.Lock()
-        self._handler_tasks: set[asyncio.Task[None]] = set()
+        self.subscriptions = Subscriptions(connection_id, self._opened_clients)
         self._state_changed = asyncio.Event()
         self._failure_logged = False
         labels = (connection_id,)
@@ -158,14 +143,13 @@ class MqttPool:
         if self._started:
             return
         self._started = True
-        callbacks = ClientCallbacks(on_state=self._on_client_state, on_message=self._on_message)
+        callbacks = ClientCallbacks(on_state=self._on_client_state, on_message=self.subscriptions.on_message)
         self._clients = [self._factory(slot, callbacks) for slot in range(self.settings.size)]
         for client in self._clients:
             self._client_state.labels(self.connection_id, client.client_id).state(client.state.value)
-        loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._dispatch(), name=f"pool-dispatch-{self.connection_id}"),
-            loop.create_task(self._reap_loop(), name=f"pool-reap-{self.connection_id}"),
+            spawn(self._dispatch(), f"pool-dispatch-{self.connection_id}"),
+            spawn(self._reap_loop(), f"pool-reap-{self.connection_id}"),
         ]
         await asyncio.gather(*(client.start() for client in self._clients))
 
@@ -190,8 +174,7 @@ class MqttPool:
         if remaining and not keep_buffer:
             self._dropped.labels(self.connection_id, DROP_SHUTDOWN).inc(len(remaining))
             logger.warning("connection %s: %d buffered uplinks dropped at stop", self.connection_id, len(remaining))
-        for task in list(self._handler_tasks):
-            task.cancel()
+        self.subscriptions.close()
         self._pool_state.state(ConnectionState.DEACTIVATED.value)
         return remaining if keep_buffer else []
 
@@ -364,16 +347,16 @@ class MqttPool:
         completions = self._completions
         published = 0
         failed = 0
-        first_error = 0
+        first_error: str | None = None
         observe = self._latency.observe
         while completions:
-            accepted_at, completed_at, error_code = completions.popleft()
-            if error_code == 0:
+            accepted_at, completed_at, failure = completions.popleft()
+            if failure is None:
                 published += 1
                 observe(completed_at - accepted_at)
             else:
                 failed += 1
-                first_error = first_error or error_code
+                first_error = first_error or failure
         self._reaped += published + failed
         if published:
             self._published.inc(published)
@@ -385,7 +368,7 @@ class MqttPool:
                     "connection %s: %d uplink publishes failed (%s); counted as dropped",
                     self.connection_id,
                     failed,
-                    error_name(first_error),
+                    first_error,
                 )
                 self._failure_logged = True
 
@@ -417,56 +400,8 @@ class MqttPool:
                     await asyncio.wait_for(self._state_changed.wait(), max(0.0, deadline - now))
 
     def add_subscription(self, topic_filter: str, handler: MessageHandler) -> None:
-        """Hold ``topic_filter`` on one OPENED client, re-subscribed after every reconnect or moved if it drops."""
-        self._subscriptions[topic_filter] = handler
-        self._schedule_subscribe()
-
-    def _schedule_subscribe(self) -> None:
-        if self._closed or not self._opened or set(self._subscriptions) <= self._subscribed:
-            return
-        task = asyncio.get_running_loop().create_task(
-            self._subscribe_all(), name=f"pool-subscribe-{self.connection_id}"
-        )
-        self._handler_tasks.add(task)
-        task.add_done_callback(self._handler_tasks.discard)
-
-    async def _subscribe_all(self) -> None:
-        async with self._subscribe_lock:
-            if self._closed or not self._opened:
-                return
-            client = self._subscriber
-            if client is None or client.state is not ConnectionState.OPENED:
-                client = self._clients[self._opened[0]]
-                self._subscriber, self._subscribed = client, set()
-            missing = [topic_filter for topic_filter in self._subscriptions if topic_filter not in self._subscribed]
-            try:
-                for topic_filter in missing:
-                    await client.subscribe(topic_filter)
-                    self._subscribed.add(topic_filter)
-            except SubscribeError as exc:
-                logger.error("connection %s: %s; retrying on the next state change", self.connection_id, exc)
-                return
-            if missing:
-                logger.info(
-                    "connection %s: subscribed %s on %s", self.connection_id, ", ".join(missing), client.client_id
-                )
-        if self._subscriber is not client or client.state is not ConnectionState.OPENED:
-            self._schedule_subscribe()  # the client dropped while subscribing: try another
-
-    def _on_message(self, message: InboundMessage) -> None:
-        for topic_filter, handler in self._subscriptions.items():
-            if topic_matches(topic_filter, message.topic):
-                task = asyncio.get_running_loop().create_task(self._handle(handler, message))
-                self._handler_tasks.add(task)
-                task.add_done_callback(self._handler_tasks.discard)
-                return
-        logger.debug("connection %s: message on %s matches no subscription", self.connection_id, message.topic)
-
-    async def _handle(self, handler: MessageHandler, message: InboundMessage) -> None:
-        try:
-            await handler(message)
-        except Exception:
-            logger.exception("connection %s: handler for %s failed", self.connection_id, message.topic)
+        """Hold ``topic_filter`` on one OPENED client (see :class:`.Subscriptions`)."""
+        self.subscriptions.add(topic_filter, handler)
 
     # --- states ----------------------------------------------------------------------------------------------
     def _on_client_state(self, client: MqttClient, state: ConnectionState) -> None:
@@ -479,14 +414,14 @@ class MqttPool:
                 self._opened.sort()
         elif slot in self._opened:
             self._opened.remove(slot)
-        if self._subscriber is client and state is not ConnectionState.OPENED:
-            # Clean sessions: the filters must be subscribed again, on this client once back or on another.
-            self._subscriber, self._subscribed = None, set()
         self._client_state.labels(self.connection_id, client.client_id).state(state.value)
         self._pool_state.state(self.state.value)
         self._state_changed.set()
-        self._schedule_subscribe()
+        self.subscriptions.on_client_state(client, state)
         self._kick()
+
+    def _opened_clients(self) -> list[MqttClient]:
+        return [self._clients[slot] for slot in self._opened]
 
     @property
     def states(self) -> dict[str, ConnectionState]:
@@ -505,11 +440,9 @@ class MqttPool:
         return len(self._opened)
 
 
-def _completion(
-    completions: deque[tuple[float, float, int]], clock: Callable[[], float], accepted_at: float
-) -> Callable[[int], None]:
-    # Runs on a CRT thread: deque.append is atomic, and the clock needs no loop.
-    def done(error_code: int, _append: Callable[[tuple[float, float, int]], None] = completions.append) -> None:
-        _append((accepted_at, clock(), error_code))
+def _completion(completions: deque[Completion], clock: Callable[[], float], accepted_at: float) -> CompletionCallback:
+    # Runs on the adapter's I/O thread: deque.append is atomic, and the clock needs no loop.
+    def done(failure: str | None, _append: Callable[[Completion], None] = completions.append) -> None:
+        _append((accepted_at, clock(), failure))
 
     return done

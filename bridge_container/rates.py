@@ -13,11 +13,12 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
+from bridge_domain.quotas import BYTES_PER_SEC_PER_CONNECTION, MAX_PAYLOAD_BYTES, MAX_TOPIC_BYTES
 from bridge_domain.ratelimit import TokenBucket
 
-AWS_IOT_BYTES_PER_SEC_PER_CONNECTION: Final = 512 * 1024
-# The largest publish (128 KB payload plus a 256-byte topic) must fit in one byte grant.
-MAX_PUBLISH_BYTES: Final = 128 * 1024 + 256
+AWS_IOT_BYTES_PER_SEC_PER_CONNECTION: Final = BYTES_PER_SEC_PER_CONNECTION
+# The largest publish (the largest payload plus the longest topic) must fit in one byte grant.
+MAX_PUBLISH_BYTES: Final = MAX_PAYLOAD_BYTES + MAX_TOPIC_BYTES
 WINDOW_SECS: Final = 1.0
 # A little burst absorbs timer lateness (the loop wakes up to ~1 ms late) without losing the target rate.
 BURST_SECS: Final = 0.01

@@ -24,6 +24,7 @@ from botocore.config import Config
 
 from bridge_container.exceptions import RegistrationError
 from bridge_container.metrics import UplinkMetrics
+from bridge_container.tasks import spawn
 from bridge_domain.connection import CERTIFICATE_ARN_RE, ConnectionConfiguration
 from bridge_domain.registration import (
     CLIENT_RETRIES,
@@ -133,7 +134,7 @@ class BatchingRegistrar:
 
     async def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"registrar-{self.connection_id}")
+            self._task = spawn(self._run(), f"registrar-{self.connection_id}")
 
     async def stop(self) -> None:
         task, self._task = self._task, None

@@ -1,8 +1,9 @@
 """The bridge service: the HTTP server, the metrics registry and one :class:`ConnectionRuntime` per connection.
 
-Lifecycle in one place (:meth:`BridgeService.run`): the HTTP server starts, then the extensions (Connections API),
-then the connection of the configuration file; on SIGTERM intake stops (ingress and /healthz answer 503), every
-connection drains its buffer within ``BRIDGE_DRAIN_DEADLINE_SECS``, the runtimes stop, and the server closes.
+Lifecycle in one place (:meth:`BridgeService.run`): the HTTP server starts, then the Connections API (when the
+service was given one), then the connection of the configuration file; on SIGTERM intake stops (ingress and
+/healthz answer 503), every connection drains its buffer within ``BRIDGE_DRAIN_DEADLINE_SECS``, the runtimes stop,
+and the server closes.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
@@ -23,15 +24,18 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CollectorRegistry
 
+from bridge_container.connections.factory import ConnectionsApi
+from bridge_container.connections.runtime import ConnectionRuntimes
 from bridge_container.exceptions import UnknownConnectionError
 from bridge_container.http_server import CoalescingHttpToolsProtocol
 from bridge_container.ingress.http import FastIngress, ingress_router
-from bridge_container.ingress.pipeline import IngressResult, ReportHandler, UplinkIngress, error_result
+from bridge_container.ingress.pipeline import IngressResult, error_result
 from bridge_container.metrics import PROMETHEUS_CONTENT_TYPE, EmfEmitter, UplinkMetrics, new_registry, render
-from bridge_container.mqtt_adapter import ClientFactory, CrtClientFactory
-from bridge_container.pool import MqttPool, PoolSettings, Uplink
-from bridge_container.registration import Registrar, build_registrar
+from bridge_container.mqtt.crt import CrtClientFactory
+from bridge_container.mqtt.port import ClientFactory
+from bridge_container.runtime import ConnectionRuntime, RuntimeSettings
 from bridge_container.states import ConnectionState
+from bridge_container.tasks import spawn, supervised
 from bridge_domain.connection import Connection, ConnectionConfiguration
 from bridge_domain.loading import resolve_secret_references
 from bridge_domain.secrets import REVEAL_SECRETS, SecretFetcher, secrets_manager_fetcher
@@ -88,56 +92,8 @@ class ServiceSettings:
         return cls(**values)
 
 
-RuntimeHook = Callable[["ConnectionRuntime"], Awaitable[None]]
-
-
-class ConnectionRuntime:
-    """One connection in this process: its pool, ingress pipeline and registrar, plus hooks for other parts."""
-
-    def __init__(
-        self, connection_id: str, connection: Connection, pool: MqttPool, registrar: Registrar, metrics: UplinkMetrics
-    ) -> None:
-        self.connection_id = connection_id
-        self.connection = connection
-        self.pool = pool
-        self.registrar = registrar
-        self.on_start: list[RuntimeHook] = []  # after the pool started (e.g. the downlink subscriber)
-        self.on_stop: list[RuntimeHook] = []  # after uplinks drained, before the pool stops
-        self.downlink_reports: ReportHandler | None = None
-        self.ingress = UplinkIngress(
-            connection_id, connection.configuration, pool, metrics, registrar, lambda: self.downlink_reports
-        )
-
-    @property
-    def configuration(self) -> ConnectionConfiguration:
-        return self.connection.configuration
-
-    @property
-    def state(self) -> ConnectionState:
-        return self.pool.state
-
-    async def start(self) -> None:
-        await self.pool.start()
-        await self.registrar.start()
-        for hook in self.on_start:
-            await hook(self)
-
-    async def stop(self, drain_deadline_secs: float, *, keep_buffer: bool = False) -> list[Uplink]:
-        """Stop intake, drain (unless the buffer is kept for a successor), run the stop hooks, stop the pool."""
-        self.ingress.draining = True
-        if drain_deadline_secs > 0:
-            left = await self.pool.drain(drain_deadline_secs)
-            if left:
-                logger.warning(
-                    "connection %s: %d uplinks not drained within %ss", self.connection_id, left, drain_deadline_secs
-                )
-        for hook in reversed(self.on_stop):
-            try:
-                await hook(self)
-            except Exception:
-                logger.exception("connection %s: a stop hook failed", self.connection_id)
-        await self.registrar.stop()
-        return await self.pool.stop(keep_buffer=keep_buffer)
+ConnectionsApiBuilder = Callable[[ConnectionRuntimes], ConnectionsApi]
+"""Builds the Connections API over the service (``build_connections_api``, or a test's own store)."""
 
 
 class _Server(uvicorn.Server):
@@ -167,12 +123,6 @@ def _has_secret_references(connection: Connection) -> bool:
 
 
 @dataclass
-class _Lifecycle:
-    start: Callable[[], Awaitable[None]]
-    stop: Callable[[], Awaitable[None]]
-
-
-@dataclass
 class BridgeService:
     """The running bridge; see the module docstring."""
 
@@ -180,15 +130,15 @@ class BridgeService:
     registry: CollectorRegistry = field(default_factory=new_registry)
     client_factory: Callable[[ConnectionConfiguration, str], ClientFactory] | None = None
     secret_fetcher: SecretFetcher | None = None
-    runtime_extensions: list[Callable[[ConnectionRuntime], None]] = field(default_factory=list)
+    connections_api: ConnectionsApiBuilder | None = None
 
     def __post_init__(self) -> None:
         self.metrics = UplinkMetrics(self.registry)
         self.draining = False
         self._runtimes: dict[str, ConnectionRuntime] = {}
         self._lock = asyncio.Lock()
-        self._lifecycles: list[_Lifecycle] = []
         self._shutdown = asyncio.Event()
+        self.api = self.connections_api(self) if self.connections_api is not None else None
         self.fastapi = self._build_app()
         self.app = FastIngress(self, self.fastapi)
 
@@ -213,14 +163,9 @@ class BridgeService:
             return Response(render(self.registry), media_type=PROMETHEUS_CONTENT_TYPE)
 
         app.include_router(ops)
+        if self.api is not None:
+            app.include_router(self.api.router)
         return app
-
-    def include_router(self, router: APIRouter) -> None:
-        self.fastapi.include_router(router)
-
-    def add_lifecycle(self, start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]) -> None:
-        """Something started after the HTTP server and stopped before the connections (the Connections API)."""
-        self._lifecycles.append(_Lifecycle(start, stop))
 
     # --- connections (the Connections API calls these) -------------------------------------------------------
     @property
@@ -286,19 +231,13 @@ class BridgeService:
     def _build_runtime(self, connection_id: str, connection: Connection) -> ConnectionRuntime:
         config = connection.configuration
         build = self.client_factory or (lambda configuration, task_id: CrtClientFactory(configuration, task_id))
-        pool = MqttPool(
-            connection_id,
-            PoolSettings.from_configuration(config, lift_rate_limits=self.settings.lift_rate_limits),
-            build(config, self.settings.task_id),
-            self.metrics,
+        settings = RuntimeSettings(
+            registration_function=self.settings.registration_function,
+            lift_rate_limits=self.settings.lift_rate_limits,
         )
-        registrar = build_registrar(
-            connection_id, config, self.metrics, function_name=self.settings.registration_function
+        return ConnectionRuntime(
+            connection_id, connection, build(config, self.settings.task_id), self.metrics, self.registry, settings
         )
-        runtime = ConnectionRuntime(connection_id, connection, pool, registrar, self.metrics)
-        for extension in self.runtime_extensions:
-            extension(runtime)
-        return runtime
 
     async def _resolved(self, connection: Connection) -> Connection:
         """The connection with its Secrets Manager references fetched (boto3 runs in a worker thread)."""
@@ -369,25 +308,29 @@ class BridgeService:
             proxy_headers=False,  # nothing reads the client address; the middleware costs a call per request
         )
         server = _Server(config)
-        server_task = asyncio.get_running_loop().create_task(server.serve(), name="http-server")
-        emf_task: asyncio.Task[None] | None = None
         try:
-            await self._wait_started(server, server_task)
-            logger.info("HTTP on %s:%s (task %s)", self.settings.host, self.settings.port, self.settings.task_id)
-            for lifecycle in self._lifecycles:
-                await lifecycle.start()
-            if initial is not None:
-                await self.add_connection(DEFAULT_CONNECTION_ID, initial)
-            if self.settings.emf_interval_secs > 0:
-                emitter = EmfEmitter(self.registry)
-                emf_task = asyncio.get_running_loop().create_task(
-                    emitter.run(self.settings.emf_interval_secs), name="emf"
-                )
-            await self._shutdown.wait()
-        finally:
-            await self._stop_everything(emf_task)
-            server.should_exit = True
-            await server_task
+            async with supervised() as tasks:
+                server_task = tasks.create_task(_serve(server), name="http-server")
+                flush_task: asyncio.Task[None] | None = None
+                try:
+                    await self._wait_started(server, server_task)
+                    logger.info(
+                        "HTTP on %s:%s (task %s)", self.settings.host, self.settings.port, self.settings.task_id
+                    )
+                    if self.api is not None:
+                        await self.api.start()
+                    if initial is not None:
+                        await self.add_connection(DEFAULT_CONNECTION_ID, initial)
+                    if self.settings.emf_interval_secs > 0:
+                        emitter = EmfEmitter(self.registry)
+                        flush_task = spawn(emitter.run(self.settings.emf_interval_secs), "metric-flush")
+                    await self._shutdown.wait()
+                finally:
+                    # Also when a background task crashed (the group cancelled this block): drain what can be.
+                    await self._stop_everything(flush_task)
+                    server.should_exit = True
+        except BaseExceptionGroup as group:
+            raise _first_failure(group) from None  # logged once, by the caller that ends the process
 
     async def _wait_started(self, server: uvicorn.Server, server_task: asyncio.Task[None]) -> None:
         deadline = asyncio.get_running_loop().time() + SERVER_START_TIMEOUT_SECS
@@ -399,21 +342,40 @@ class BridgeService:
                 raise TimeoutError("the HTTP server did not start")
             await asyncio.sleep(0.02)
 
-    async def _stop_everything(self, emf_task: asyncio.Task[None] | None) -> None:
+    async def _stop_everything(self, flush_task: asyncio.Task[None] | None) -> None:
         self.draining = True
-        for lifecycle in reversed(self._lifecycles):
+        if self.api is not None:
             try:
-                await lifecycle.stop()
+                await self.api.close()
             except Exception:
-                logger.exception("stopping an extension failed")
+                logger.exception("stopping the Connections API failed")
         async with self._lock:
             runtimes = list(self._runtimes.items())
             await asyncio.gather(
                 *(runtime.stop(self.settings.drain_deadline_secs) for _, runtime in runtimes), return_exceptions=True
             )
             self._runtimes.clear()
-        if emf_task is not None:
-            emf_task.cancel()
+        if flush_task is not None:
+            flush_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await emf_task
+                await flush_task
         logger.info("stopped: %d connection(s) drained", len(runtimes))
+
+
+def _first_failure(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first error of a task group (its note names the background task it came from)."""
+    leaf: BaseException = group
+    while isinstance(leaf, BaseExceptionGroup):
+        leaf = leaf.exceptions[0]
+    return leaf
+
+
+async def _serve(server: uvicorn.Server) -> None:
+    """uvicorn's serve; cancelled (another background task crashed), it still closes its listening sockets."""
+    try:
+        await server.serve()
+    except asyncio.CancelledError:
+        server.should_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(server.shutdown()), SERVER_START_TIMEOUT_SECS)
+        raise

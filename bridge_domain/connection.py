@@ -29,12 +29,13 @@ from bridge_domain.deployment import DeploymentSettings
 from bridge_domain.exceptions import TopicError
 from bridge_domain.lns import LnsSettings, ThingParkLns
 from bridge_domain.naming import CLIENT_ID_PREFIX_RE, RESOURCE_SUFFIX_RE, ResourceNames
+from bridge_domain.quotas import MAX_KEEP_ALIVE_SECS, MIN_KEEP_ALIVE_SECS, PUBLISHES_PER_SEC_PER_CONNECTION
 from bridge_domain.secrets import SecretInput, SecretsManagerRef
 from bridge_domain.topics import DOWNLINK_TOPIC_FIELDS, FEEDBACK_STATUSES, UPLINK_TOPIC_FIELDS, TopicPattern
 
 CONNECTOR_ID = "actility-aws-iot"
 MAX_POOL_SIZE = 10  # the seed's pool: at most 10 MQTT clients
-MAX_PER_CLIENT_RATE_PER_SEC = 100  # AWS IoT discards publishes beyond 100/s per connection
+MAX_PER_CLIENT_RATE_PER_SEC = PUBLISHES_PER_SEC_PER_CONNECTION  # AWS IoT discards the excess
 MAX_DOWNLINK_RATE_PER_SEC = 100  # the seed's downlink limit
 SSL_PORT = 8883
 WSS_PORT = 443
@@ -134,7 +135,12 @@ class ConnectionConfiguration(_Model):
     downlink_buffer_size: int = Field(
         default=1_000, ge=1, le=100_000, description="Downlinks waiting for the rate limiter; beyond it they fail."
     )
-    keep_alive_secs: int = Field(default=60, ge=30, le=1200, description="MQTT keepalive (AWS IoT accepts 30-1200).")
+    keep_alive_secs: int = Field(
+        default=60,
+        ge=MIN_KEEP_ALIVE_SECS,
+        le=MAX_KEEP_ALIVE_SECS,
+        description="MQTT keepalive (AWS IoT accepts 30-1200).",
+    )
     client_id_prefix: str = Field(default="iot-bridge", pattern=CLIENT_ID_PREFIX_RE.pattern)
     shared_subscription_group: str = Field(default="iot-bridge", pattern=r"^[A-Za-z0-9_-]{1,128}$")
     register_things: bool = Field(default=True, description="Create a thing for the first uplink of each DevEUI.")

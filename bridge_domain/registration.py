@@ -33,6 +33,7 @@ from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from bridge_domain.exceptions import InvalidDevEuiError
 from bridge_domain.naming import CREATED_BY_ATTRIBUTE, CREATED_BY_VALUE, DEV_EUI_ATTRIBUTE, thing_name
+from bridge_domain.quotas import CREATE_THING_PER_SEC
 from bridge_domain.ratelimit import TokenBucket
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ class RegistrationSettings:
 
     thing_type: str
     principal_arn: str | None = None
-    max_calls_per_sec: float = 15.0
+    max_calls_per_sec: float = CREATE_THING_PER_SEC
     max_attempts: int = 5
 
     def __post_init__(self) -> None:

@@ -13,9 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bridge_domain.exceptions import TopicError, TopicValueError
+from bridge_domain.quotas import MAX_TOPIC_BYTES, MAX_TOPIC_SLASHES
 
-MAX_TOPIC_BYTES = 256
-MAX_TOPIC_SLASHES = 7
 BASIC_INGEST_PREFIX = "$aws/rules/"
 DEV_EUI_FIELD = "DevEUI"
 # Fields of the normalised uplink record that an uplink pattern may use as placeholders.

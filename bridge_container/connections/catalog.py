@@ -26,6 +26,7 @@ from bridge_container.connections.runtime import ConnectionRuntimes
 from bridge_container.connections.store import ConnectionStore, StoredConnection
 from bridge_container.exceptions import UnknownConnectionError
 from bridge_container.states import ConnectionState
+from bridge_container.tasks import spawn
 from bridge_domain.connection import CONNECTOR_ID, Connection
 from bridge_domain.exceptions import ConfigError, FieldIssue, SecretReferenceError
 from bridge_domain.loading import parse_connection, resolve_secret_references
@@ -213,7 +214,7 @@ class ConnectionCatalog:
     async def start(self) -> None:
         """Run the stored connections now, then follow the store in the background."""
         await self.sync()
-        self._sync_task = asyncio.create_task(self._sync_forever(), name="connections-sync")
+        self._sync_task = spawn(self._sync_forever(), "connections-sync")
 
     async def stop(self) -> None:
         """Stop following the store; the runtimes themselves are drained by the service that owns them."""

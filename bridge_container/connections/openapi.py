@@ -39,15 +39,13 @@ def _scratch_state_dir() -> Iterator[None]:
 
 def build_document() -> dict[str, Any]:
     # imported here: the service imports this package's factory, and the document needs the whole service
-    from bridge_container.extensions import install_connections_api, install_downlinks
+    from bridge_container.connections.factory import build_connections_api
     from bridge_container.service import BridgeService, ServiceSettings
 
     with _scratch_state_dir():
         logging.disable(logging.WARNING)  # no admin token is configured here, and that is fine for a document
         try:
-            service = BridgeService(ServiceSettings(task_id="openapi"))
-            install_connections_api(service)
-            install_downlinks(service)
+            service = BridgeService(ServiceSettings(task_id="openapi"), connections_api=build_connections_api)
             return service.fastapi.openapi()
         finally:
             logging.disable(logging.NOTSET)

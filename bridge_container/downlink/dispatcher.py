@@ -22,6 +22,7 @@ from bridge_container.downlink.lns import LnsAdapter, LnsRouter
 from bridge_container.downlink.metrics import DownlinkMetrics
 from bridge_container.downlink.reasons import FailureReason, FeedbackStatus
 from bridge_container.downlink.sender import LnsSender
+from bridge_container.tasks import spawn
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +191,7 @@ class DownlinkDispatcher:
 
     async def __aenter__(self) -> DownlinkDispatcher:
         self._accepting = True
-        self._runner = asyncio.create_task(self._run(), name="downlink-dispatcher")
+        self._runner = spawn(self._run(), "downlink-dispatcher")
         return self
 
     async def __aexit__(

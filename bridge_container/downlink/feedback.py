@@ -19,6 +19,7 @@ import orjson
 
 from bridge_container.downlink.metrics import DownlinkMetrics
 from bridge_container.downlink.reasons import FailureReason, FeedbackStatus
+from bridge_container.tasks import spawn
 from bridge_domain.exceptions import TopicError
 from bridge_domain.topics import DEV_EUI_FIELD, TopicPattern
 
@@ -126,10 +127,7 @@ class FeedbackPublisher:
                 self._queue.task_done()
 
     async def __aenter__(self) -> FeedbackPublisher:
-        self._workers = [
-            asyncio.create_task(self._work(), name=f"downlink-feedback-{index}")
-            for index in range(self._settings.workers)
-        ]
+        self._workers = [spawn(self._work(), f"downlink-feedback-{index}") for index in range(self._settings.workers)]
         return self
 
     async def __aexit__(

@@ -1,7 +1,7 @@
 """ThingPark's downlink reports (``DevEUI_downlink_Sent``, ``DevEUI_downlink_Rejected``) turned into feedback.
 
 They reach the bridge on the uplink ingress (``POST /uplinks/thingpark``), which hands them to the connection's
-``downlink_reports`` hook: a callable ``(kind, body)``.
+report handler: a callable ``(kind, body)``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ _CAUSE_FIELDS = ("DeliveryFailedCause1", "DeliveryFailedCause2", "DeliveryFailed
 
 
 class ThingParkReports:
-    """The ``downlink_reports`` hook of one connection."""
+    """The ThingPark report handler of one connection."""
 
     def __init__(
         self, feedback: FeedbackPublisher, metrics: DownlinkMetrics, correlation_ids: CorrelationIds | None = None

@@ -32,6 +32,7 @@ from bridge_container.downlink.reports import ThingParkReports
 from bridge_container.downlink.sender import HttpSettings, LnsSender, build_http_client
 from bridge_container.downlink.thingpark import ThingParkAdapter
 from bridge_container.downlink.tts import TtsAdapter
+from bridge_container.mqtt.port import InboundMessage
 from bridge_domain.connection import ConnectionConfiguration
 from bridge_domain.deveui import is_dev_eui, normalise_dev_eui
 from bridge_domain.lns import ChirpStackLns, ThingParkLns, TtsLns
@@ -40,22 +41,12 @@ from bridge_domain.topics import shared_subscription
 logger = logging.getLogger(__name__)
 
 
-class InboundMessage(Protocol):
-    """What the MQTT adapter delivers: a topic and the raw payload."""
-
-    @property
-    def topic(self) -> str: ...
-
-    @property
-    def payload(self) -> bytes: ...
-
-
 class DownlinkPool(Protocol):
     """The two things the downlink path needs from the MQTT pool."""
 
     async def publish_control(self, topic: str, payload: bytes) -> None: ...
 
-    def add_subscription(self, topic_filter: str, handler: Callable[[Any], Awaitable[None]]) -> None: ...
+    def add_subscription(self, topic_filter: str, handler: Callable[[InboundMessage], Awaitable[None]]) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,10 +179,12 @@ class DownlinkService:
             return
         dispatcher.submit(request, received_at)
 
-    async def report(self, kind: str, body: Mapping[str, Any]) -> None:
-        """The ``downlink_reports`` hook: ThingPark's Sent and Rejected reports, published as feedback."""
-        if self.reports is not None:
-            await self.reports(kind, body)
+    async def report(self, kind: str, body: Mapping[str, Any]) -> bool:
+        """ThingPark's Sent and Rejected reports, published as feedback; False while downlinks are not running."""
+        if self.reports is None:
+            return False
+        await self.reports(kind, body)
+        return True
 
     def _fail_unparsed(self, message: InboundMessage, reason: FailureReason, detail: str) -> None:
         self.metrics.failed(reason)

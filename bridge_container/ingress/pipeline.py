@@ -34,8 +34,9 @@ BATCH_ISSUES_SHOWN: Final = 20
 ACCEPTED_ONE: Final = b'{"accepted":1}'
 ACKNOWLEDGED: Final = b'{"accepted":0}'
 
-ReportHandler = Callable[[str, dict[str, Any]], Awaitable[None]]
-"""Takes ThingPark downlink reports (``DevEUI_downlink_Sent`` / ``DevEUI_downlink_Rejected``) and their body."""
+ReportHandler = Callable[[str, dict[str, Any]], Awaitable[bool]]
+"""Takes ThingPark downlink reports (``DevEUI_downlink_Sent`` / ``DevEUI_downlink_Rejected``) and their body;
+False when it is not running (the report is then counted as ignored)."""
 
 
 class UplinkSink(Protocol):
@@ -87,7 +88,7 @@ class UplinkIngress:
         sink: UplinkSink,
         metrics: UplinkMetrics,
         registrar: Registrar,
-        reports: Callable[[], ReportHandler | None],
+        reports: ReportHandler | None,
         *,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
@@ -160,9 +161,8 @@ class UplinkIngress:
 
     async def _thingpark_other(self, root: str, document: dict[str, Any]) -> IngressResult:
         if root in thingpark.REPORT_ROOTS:
-            reports = self._reports()
-            if reports is not None:
-                await reports(root, document)
+            reports = self._reports
+            if reports is not None and await reports(root, document):
                 return IngressResult(202, ACCEPTED_ONE)
         self._metrics.ignored.labels(self.connection_id, "thingpark", root).inc()
         return IngressResult(202, ACKNOWLEDGED)

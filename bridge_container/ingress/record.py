@@ -12,10 +12,11 @@ import orjson
 from bridge_container.ingress.exceptions import BadUplinkError
 from bridge_domain.deveui import normalise_dev_eui
 from bridge_domain.exceptions import InvalidDevEuiError, TopicError
+from bridge_domain.quotas import MAX_PAYLOAD_BYTES
 from bridge_domain.topics import DEV_EUI_FIELD, TopicPattern
 
 # AWS IoT's largest message payload.
-MAX_DOCUMENT_BYTES: Final = 128 * 1024
+MAX_DOCUMENT_BYTES: Final = MAX_PAYLOAD_BYTES
 MAX_FPORT: Final = 255
 MAX_FCNT: Final = 2**32 - 1
 

@@ -25,6 +25,7 @@ import boto3
 from botocore.config import Config
 from tqdm import tqdm
 
+from bridge_domain.quotas import CREATE_THING_PER_SEC
 from bridge_domain.registration import (
     CLIENT_RETRIES,
     RegistrationOutcome,
@@ -33,7 +34,7 @@ from bridge_domain.registration import (
     register_things,
 )
 
-CREATE_THING_QUOTA_PER_SEC = 15.0
+CREATE_THING_QUOTA_PER_SEC = CREATE_THING_PER_SEC
 _DEV_EUI_HEADERS = frozenset({"deveui", "dev_eui", "dev-eui"})
 
 

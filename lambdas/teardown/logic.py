@@ -30,6 +30,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bridge_domain.naming import CREATED_BY_ATTRIBUTE, CREATED_BY_VALUE
+from bridge_domain.quotas import DELETE_THING_PER_SEC, DETACH_THING_PRINCIPAL_PER_SEC
 from lambdas.teardown.exceptions import InvalidRequestError, TeardownStuckError
 from lambdas.teardown.throttle import RateGate
 
@@ -55,8 +56,8 @@ class TeardownRates:
     list_things_per_sec: float = 10.0
     # No published figure; the other list operations allow 10/s, so 10/s is assumed.
     list_principals_per_sec: float = 10.0
-    detach_per_sec: float = 15.0
-    delete_per_sec: float = 15.0
+    detach_per_sec: float = DETACH_THING_PRINCIPAL_PER_SEC
+    delete_per_sec: float = DELETE_THING_PER_SEC
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,8 +8,10 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bridge_domain.quotas import CREATE_THING_PER_SEC
+
 # AWS IoT's account quota for CreateThing (and AttachThingPrincipal) calls.
-CREATE_THING_QUOTA_PER_SEC = 15.0
+CREATE_THING_QUOTA_PER_SEC = CREATE_THING_PER_SEC
 
 
 class EnvVar(StrEnum):

@@ -15,8 +15,8 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from bridge_domain.naming import DEV_EUI_ATTRIBUTE
+from bridge_domain.quotas import CREATE_THING_PER_SEC
 from lambdas.teardown.environment import EnvVar as TeardownEnv
-from lambdas.thing_registration.environment import CREATE_THING_QUOTA_PER_SEC
 from lambdas.thing_registration.environment import EnvVar as RegistrationEnv
 from stacks.constructs.bridge_identity import iot_arn
 from stacks.constructs.framework import acknowledge_provider
@@ -27,7 +27,7 @@ THING_RESOURCE = "thing/" + "?" * 16  # a DevEUI-named thing
 # One instance at a time, at the full quota: the function paces CreateThing itself, so N instances would need
 # the quota split N ways; one instance also means a single reserved execution taken from the account.
 REGISTRATION_CONCURRENCY = 1
-REGISTRATION_RATE_PER_SEC = CREATE_THING_QUOTA_PER_SEC / REGISTRATION_CONCURRENCY
+REGISTRATION_RATE_PER_SEC = CREATE_THING_PER_SEC / REGISTRATION_CONCURRENCY
 REGISTRATION_TIMEOUT = Duration.minutes(5)
 TEARDOWN_EVENT_TIMEOUT = Duration.minutes(1)
 TEARDOWN_STEP_TIMEOUT = Duration.minutes(5)

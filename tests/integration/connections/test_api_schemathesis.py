@@ -44,12 +44,13 @@ class ThreadedBridge:
 
     def __init__(self, state_dir: Path) -> None:
         settings = ServiceSettings(task_id="schemathesis", port=free_port(), emf_interval_secs=0, drain_deadline_secs=1)
-        self.service = BridgeService(settings)
-        api = build_connections_api(
-            self.service, ConnectionsSettings(state_dir=state_dir), environ={"BRIDGE_ADMIN_TOKEN": ADMIN_TOKEN}
+        stored = ConnectionsSettings(state_dir=state_dir)
+        self.service = BridgeService(
+            settings,
+            connections_api=lambda runtimes: build_connections_api(
+                runtimes, stored, environ={"BRIDGE_ADMIN_TOKEN": ADMIN_TOKEN}
+            ),
         )
-        self.service.include_router(api.router)
-        self.service.add_lifecycle(api.start, api.close)
         self.url = f"http://127.0.0.1:{settings.port}"
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self.service.run(),), daemon=True)

@@ -43,12 +43,13 @@ class Bridge:
 
     def __init__(self, state_dir: Path, task_id: str) -> None:
         settings = ServiceSettings(task_id=task_id, port=free_port(), emf_interval_secs=0, drain_deadline_secs=2)
-        self.service = BridgeService(settings)
-        api = build_connections_api(
-            self.service, ConnectionsSettings(state_dir=state_dir), environ={"BRIDGE_ADMIN_TOKEN": ADMIN_TOKEN}
+        stored = ConnectionsSettings(state_dir=state_dir)
+        self.service = BridgeService(
+            settings,
+            connections_api=lambda runtimes: build_connections_api(
+                runtimes, stored, environ={"BRIDGE_ADMIN_TOKEN": ADMIN_TOKEN}
+            ),
         )
-        self.service.include_router(api.router)
-        self.service.add_lifecycle(api.start, api.close)
         self.url = f"http://127.0.0.1:{settings.port}"
         self.http = httpx.AsyncClient(
             base_url=self.url, timeout=10.0, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}

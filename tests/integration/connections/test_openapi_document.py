@@ -8,8 +8,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bridge_container.connections.factory import build_connections_api
 from bridge_container.connections.openapi import DOCUMENT_PATH
-from bridge_container.extensions import install_connections_api, install_downlinks
 from bridge_container.local.ports import free_port
 from bridge_container.service import BridgeService, ServiceSettings
 from tests.integration.connections.conftest import ServedApp
@@ -21,9 +21,10 @@ REPOSITORY = Path(__file__).resolve().parents[3]
 
 def test_the_served_document_is_the_committed_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BRIDGE_STATE_DIR", str(tmp_path))
-    service = BridgeService(ServiceSettings(task_id="openapi-test", port=free_port()))
-    install_connections_api(service)  # composed as python -m bridge_container composes it
-    install_downlinks(service)
+    # composed as python -m bridge_container composes it
+    service = BridgeService(
+        ServiceSettings(task_id="openapi-test", port=free_port()), connections_api=build_connections_api
+    )
     with ServedApp(service.app) as served:
         served_document = httpx.get(f"{served.url}/openapi.json").json()
         assert httpx.get(f"{served.url}/docs").status_code == 200

@@ -18,7 +18,8 @@ from bridge_container.downlink.service import DownlinkService, DownlinkSettings
 from bridge_container.local.broker import LocalBroker
 from bridge_container.local.pki import CertPair
 from bridge_container.metrics import UplinkMetrics
-from bridge_container.mqtt_adapter import ClientCallbacks, CrtClientFactory, InboundMessage, MqttClient
+from bridge_container.mqtt.crt import CrtClientFactory
+from bridge_container.mqtt.port import ClientCallbacks, InboundMessage, MqttClient
 from bridge_container.pool import MqttPool, PoolSettings
 from bridge_container.states import ConnectionState
 from bridge_domain.connection import Connection, ConnectionConfiguration

@@ -10,7 +10,6 @@ import httpx
 import pytest
 
 from bridge_container.downlink.local_lns import LocalLns
-from bridge_container.extensions import install_downlinks
 from bridge_container.local.broker import LocalBroker
 from bridge_container.local.pki import CertPair, DevPki
 from bridge_container.local.ports import free_port
@@ -35,7 +34,6 @@ async def service_url(broker: LocalBroker, client_cert: CertPair, lns: LocalLns)
     )
     settings = ServiceSettings(task_id="svc", port=free_port(), emf_interval_secs=0, drain_deadline_secs=1.0)
     service = BridgeService(settings)
-    install_downlinks(service)
     running = asyncio.create_task(service.run(connection))
     url = f"http://127.0.0.1:{settings.port}"
     try:

@@ -13,7 +13,8 @@ from bridge_container.local.broker import LocalBroker
 from bridge_container.local.pki import DevPki
 from bridge_container.local.ports import free_port
 from bridge_container.metrics import UplinkMetrics, new_registry, sample_value
-from bridge_container.mqtt_adapter import CrtClientFactory, ReconnectSettings
+from bridge_container.mqtt.crt import CrtClientFactory
+from bridge_container.mqtt.port import ReconnectSettings
 from bridge_container.pool import MqttPool, PoolSettings
 from bridge_container.states import ConnectionState
 from tests.integration.uplink.conftest import connection_for, max_in_window, wait_until
@@ -37,12 +38,12 @@ async def test_uplinks_reach_a_subscriber_over_mutual_tls(
     factory = CrtClientFactory(config, f"native{native}", use_native_publish=native)
     async with make_pool(factory, config) as pool:
         await wait_until(lambda: pool.state is ConnectionState.OPENED)
+        # The fast path is chosen when a client starts; the public API is the fallback the guard falls back to.
+        assert all(client.uses_native_publish is native for client in pool._clients)  # type: ignore[attr-defined]
         for index in range(50):
             assert pool.submit(f"pool/{index:04d}/uplink", b'{"n": %d}' % index)
         received = await subscriber.wait_for(50)
         assert await pool.drain(5.0) == 0
-        clients = pool._clients
-    assert all(client.uses_native_publish is native for client in clients)  # type: ignore[attr-defined]
     assert sorted(message.topic for message in received) == [f"pool/{index:04d}/uplink" for index in range(50)]
     assert {message.payload for message in received} == {b'{"n": %d}' % index for index in range(50)}
 
@@ -70,7 +71,7 @@ async def test_wrong_client_certificate_is_authentication_failed_logged_once(
     broker: LocalBroker, rogue_pki: DevPki, caplog: pytest.LogCaptureFixture
 ) -> None:
     config = connection_for(broker, rogue_pki.client("intruder"), poolSize=1).configuration
-    caplog.set_level(logging.WARNING, logger="bridge_container.mqtt_adapter")
+    caplog.set_level(logging.WARNING, logger="bridge_container.mqtt.crt")
     async with make_pool(CrtClientFactory(config, "rogue", reconnect=FAST_RECONNECT), config) as pool:
         await wait_until(lambda: pool.state is ConnectionState.AUTHENTICATION_FAILED)
         assert pool.submit("rogue/0000000000000001/uplink", b"{}")

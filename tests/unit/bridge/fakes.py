@@ -1,13 +1,13 @@
-"""In-memory stand-ins for the MQTT adapter, so pool and ingress logic run without a broker."""
+"""In-memory stand-ins for the MQTT port, so pool and ingress logic run without a broker."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bridge_container.mqtt_adapter import ClientCallbacks, CompletionCallback, InboundMessage, MqttClient
+from bridge_container.mqtt.port import ClientCallbacks, CompletionCallback, InboundMessage, MqttClient
 from bridge_container.states import ConnectionState
 
-WRITE_FAILED = 1051  # any non-zero awscrt error code
+WRITE_FAILED = "AWS_IO_SOCKET_CLOSED"  # any failure name
 
 
 @dataclass
@@ -53,12 +53,12 @@ class FakeClient:
         if self.hold_completions:
             self.held.append(on_done)
             return
-        on_done(0)
+        on_done(None)
 
     def release(self) -> None:
         held, self.held = self.held, []
         for on_done in held:
-            on_done(0)
+            on_done(None)
 
     def deliver(self, topic: str, payload: bytes) -> None:
         self.callbacks.on_message(InboundMessage(topic, payload))

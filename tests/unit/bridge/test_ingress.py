@@ -71,8 +71,9 @@ class Recorder:
     async def stop(self) -> None:
         return None
 
-    async def report(self, kind: str, body: dict[str, Any]) -> None:
+    async def report(self, kind: str, body: dict[str, Any]) -> bool:
         self.reports.append((kind, body))
+        return True
 
 
 def configuration(**overrides: Any) -> ConnectionConfiguration:
@@ -104,7 +105,7 @@ def build(
         sink,
         UplinkMetrics(registry),
         recorder,
-        lambda: recorder.report,
+        recorder.report,
         now=lambda: NOW,
     )
     return ingress, sink, recorder, registry

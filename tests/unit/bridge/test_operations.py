@@ -12,7 +12,8 @@ import pytest
 from bridge_container.ingress.http import match_ingress_path
 from bridge_container.logs import JsonFormatter
 from bridge_container.metrics import EmfEmitter, UplinkMetrics, new_registry, render
-from bridge_container.mqtt_adapter import ReconnectSettings, classify_failure, client_settings
+from bridge_container.mqtt.crt import classify_failure
+from bridge_container.mqtt.port import ReconnectSettings, client_settings
 from bridge_container.service import ServiceSettings
 from bridge_container.states import ConnectionState, pool_state
 from bridge_domain.connection import ConnectionConfiguration

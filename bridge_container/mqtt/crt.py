@@ -1,9 +1,10 @@
-"""The only module that touches awscrt/awsiot: MQTT 5 clients for the pool, bridged into asyncio.
+"""The only module that touches awscrt/awsiot: the MQTT port's adapter, CRT bridged into asyncio.
 
 CRT calls back on its own event-loop threads. Lifecycle events and inbound messages are handed to the asyncio
 loop with ``loop.call_soon_threadsafe``; awaited operations (subscribe, control publishes) use
 ``asyncio.wrap_future``. Uplink publishes take a cheaper path, :meth:`CrtMqttClient.publish_nowait`: the caller
 gives a completion callback that runs on the CRT thread, so no message costs a wake-up of the asyncio loop.
+Every access to a private part of awscrt is in :func:`fast_publisher`, behind one version guard.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final
 
 import awscrt
 import awscrt.auth
@@ -22,10 +22,18 @@ import awscrt.mqtt5 as mqtt5
 from awsiot import mqtt5_client_builder
 
 from bridge_container.exceptions import PublishError, SubscribeError
+from bridge_container.mqtt.port import (
+    NOT_STARTED,
+    ClientCallbacks,
+    ClientSettings,
+    CompletionCallback,
+    InboundMessage,
+    MqttClient,
+    ReconnectSettings,
+    client_settings,
+)
 from bridge_container.states import ConnectionState
 from bridge_domain.connection import ConnectionConfiguration
-from bridge_domain.naming import client_id as make_client_id
-from bridge_domain.secrets import reveal
 
 logger = logging.getLogger(__name__)
 
@@ -37,122 +45,37 @@ CONNACK_TIMEOUT_MS: Final = 10_000
 IOT_SIGNING_SERVICE: Final = "iotdevicegateway"
 
 # The native publish call skips awscrt's per-message concurrent Future and two dataclasses (about 4x less CPU per
-# message, measured); its argument order is that of the pinned awscrt. Any other version uses the public API.
-_NATIVE_PUBLISH_VERSION: Final = "0.36.1"
+# message, measured); its argument order is that of this awscrt release (pinned in requirements.txt, checked by
+# tests/unit/mqtt/test_crt_guard.py). Any other version uses the public API.
+FAST_PATH_AWSCRT_VERSION: Final = "0.36.1"
 
-_NOT_STARTED_CODE: Final = 3  # AWS_ERROR_UNKNOWN: the client was never started or is stopped
-
-CompletionCallback = Callable[[int], None]
-"""Receives 0 when a QoS 0 publish was written to the socket, else an awscrt error code; runs on a CRT thread."""
-
-
-@dataclass(frozen=True, slots=True)
-class InboundMessage:
-    """A message received on a subscription."""
-
-    topic: str
-    payload: bytes
+NativePublish = Callable[[str, bytes, CompletionCallback], None]
+_QOS0 = mqtt5.QoS.AT_MOST_ONCE
 
 
-class MqttClient(Protocol):
-    """One MQTT 5 connection of the pool."""
+def fast_publisher(client: Any, version: str | None = None) -> NativePublish | None:
+    """A QoS 0 publish straight into CRT's native binding of ``client``, or None: the public API is used then.
 
-    client_id: str
-
-    @property
-    def state(self) -> ConnectionState: ...
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def publish(self, topic: str, payload: bytes) -> None: ...
-
-    async def subscribe(self, topic_filter: str) -> None: ...
-
-    def publish_nowait(self, topic: str, payload: bytes, on_done: CompletionCallback) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ClientCallbacks:
-    """What a client reports, always on the asyncio loop."""
-
-    on_state: Callable[[MqttClient, ConnectionState], None]
-    on_message: Callable[[InboundMessage], None]
-
-
-class ClientFactory(Protocol):
-    """Builds the client of one pool slot."""
-
-    def __call__(self, slot: int, callbacks: ClientCallbacks) -> MqttClient: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ReconnectSettings:
-    """Capped exponential reconnect backoff; each client draws its own base so clients do not reconnect in step.
-
-    AWS IoT allows one connect per second per client ID, so the base is never below 1 s. (CRT's own jitter modes
-    can return 0 ms, so the jitter is applied here, to the base, and CRT runs without jitter.)
+    The one guarded place for awscrt's private parts (``_awscrt.mqtt5_client_publish`` and ``client._binding``):
+    used only with the awscrt version whose argument order is known, and only if both exist.
     """
+    if (version or awscrt.__version__) != FAST_PATH_AWSCRT_VERSION:
+        return None
+    try:
+        import _awscrt  # type: ignore[import-not-found]
 
-    min_delay_secs: float = 1.0
-    jitter_secs: float = 1.0
-    max_delay_secs: float = 60.0
+        native: Callable[..., None] = _awscrt.mqtt5_client_publish
+        binding = client._binding
+    except (ImportError, AttributeError):
+        return None
 
-    def __post_init__(self) -> None:
-        if self.min_delay_secs < 1.0 or self.jitter_secs < 0 or self.max_delay_secs < self.min_delay_secs:
-            raise ValueError("reconnect delays: min >= 1 s, jitter >= 0, max >= min")
+    def publish(topic: str, payload: bytes, on_done: CompletionCallback) -> None:
+        def puback(error_code: int, _qos: int, _reason: int, _text: Any, _props: Any) -> None:
+            on_done(None if error_code == 0 else error_name(error_code))
 
+        native(binding, _QOS0, payload, False, topic, None, None, None, None, None, None, None, puback)
 
-@dataclass(frozen=True, slots=True, repr=False)
-class ClientSettings:
-    """Everything one client needs to connect, derived from a connection's configuration."""
-
-    client_id: str
-    endpoint: str
-    port: int
-    protocol: Literal["SSL", "WSS"]
-    region: str
-    keep_alive_secs: int
-    ca_pem: bytes | None = None
-    certificate_pem: bytes | None = None
-    private_key_pem: bytes | None = None
-    sign_websocket: bool = True
-    access_key_id: str | None = None
-    secret_access_key: str | None = None
-    wss_path: str = "/mqtt"
-    reconnect: ReconnectSettings = field(default_factory=ReconnectSettings)
-
-    def __repr__(self) -> str:  # the key and secret stay out of logs and tracebacks
-        return f"ClientSettings(client_id={self.client_id!r}, endpoint={self.endpoint!r}, port={self.port})"
-
-
-def client_settings(
-    config: ConnectionConfiguration, task_id: str, slot: int, reconnect: ReconnectSettings | None = None
-) -> ClientSettings:
-    """The settings of pool slot ``slot`` (secrets must already be resolved from Secrets Manager)."""
-    endpoint = config.endpoint
-    if endpoint is None:
-        raise ValueError("the connection has no endpoint: set configuration.accountPrefix or configuration.broker")
-    broker = config.broker
-    cert, key = reveal(config.certificate), reveal(config.private_key)
-    secret = reveal(config.secret_access_key)
-    return ClientSettings(
-        client_id=make_client_id(config.client_id_prefix, task_id, slot),
-        endpoint=endpoint,
-        port=config.port,
-        protocol=config.protocol,
-        region=config.region,
-        keep_alive_secs=config.keep_alive_secs,
-        ca_pem=broker.ca_certificate.encode() if broker is not None and broker.ca_certificate else None,
-        certificate_pem=cert.encode() if cert else None,
-        private_key_pem=key.encode() if key else None,
-        sign_websocket=broker.use_sigv4 if broker is not None else True,
-        access_key_id=config.access_key_id,
-        secret_access_key=secret,
-        wss_path=broker.wss_path if broker is not None else "/mqtt",
-        reconnect=reconnect or ReconnectSettings(),
-    )
+    return publish
 
 
 # awscrt error names that mean the peer refused who we are (certificate, CA, credentials, policy).
@@ -186,21 +109,6 @@ def error_name(error_code: int) -> str:
     return str(getattr(exc, "name", type(exc).__name__))
 
 
-def _native_publisher() -> Callable[..., None] | None:
-    if awscrt.__version__ != _NATIVE_PUBLISH_VERSION:
-        return None
-    try:  # the private binding, used only with the version whose argument order is known
-        import _awscrt  # type: ignore[import-not-found]
-    except ImportError:  # pragma: no cover - every awscrt wheel has it
-        return None
-    publish: Callable[..., None] | None = getattr(_awscrt, "mqtt5_client_publish", None)
-    return publish
-
-
-_NATIVE_PUBLISH = _native_publisher()
-_QOS0 = mqtt5.QoS.AT_MOST_ONCE
-
-
 class CrtMqttClient:
     """An awscrt MQTT 5 client with reconnects, state tracking and asyncio bridging."""
 
@@ -218,8 +126,8 @@ class CrtMqttClient:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: Any = None
         self._stopped: asyncio.Event | None = None
-        self._native = _NATIVE_PUBLISH if use_native_publish else None
-        self._binding: Any = None
+        self._use_native_publish = use_native_publish
+        self._native: NativePublish | None = None  # chosen at start, when the CRT client exists
         self._last_failure: tuple[ConnectionState, str] | None = None
 
     @property
@@ -238,7 +146,7 @@ class CrtMqttClient:
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         self._client = self._build()
-        self._binding = self._client._binding
+        self._native = fast_publisher(self._client) if self._use_native_publish else None
         self._set_state(ConnectionState.OPENING)
         self._client.start()
 
@@ -254,26 +162,22 @@ class CrtMqttClient:
         except TimeoutError:
             logger.warning("MQTT client %s did not confirm its stop within %ss", self.client_id, STOP_TIMEOUT_SECS)
         self._client = None
-        self._binding = None
+        self._native = None
         self._set_state(ConnectionState.DEACTIVATED)
 
     # --- operations ------------------------------------------------------------------------------------------
     def publish_nowait(self, topic: str, payload: bytes, on_done: CompletionCallback) -> None:
-        """QoS 0 publish; ``on_done(error_code)`` runs on a CRT thread once written (0) or failed."""
-        binding = self._binding
-        if binding is None:
-            on_done(_NOT_STARTED_CODE)
+        """QoS 0 publish; ``on_done(failure)`` runs on a CRT thread once written (None) or failed (its name)."""
+        client = self._client
+        if client is None:
+            on_done(NOT_STARTED)
             return
         native = self._native
         if native is not None:
-
-            def puback(error_code: int, _qos: int, _reason: int, _text: Any, _props: Any) -> None:
-                on_done(error_code)
-
-            native(binding, _QOS0, payload, False, topic, None, None, None, None, None, None, None, puback)
+            native(topic, payload, on_done)
             return
-        future = self._client.publish(mqtt5.PublishPacket(topic=topic, payload=payload, qos=_QOS0))
-        future.add_done_callback(lambda done: on_done(_error_code(done.exception())))
+        future = client.publish(mqtt5.PublishPacket(topic=topic, payload=payload, qos=_QOS0))
+        future.add_done_callback(lambda done: on_done(_failure_name(done.exception())))
 
     async def publish(self, topic: str, payload: bytes) -> None:
         """QoS 0 publish awaited until written; raises :class:`PublishError`."""
@@ -450,10 +354,10 @@ class CrtMqttClient:
         self._callbacks.on_state(self, state)
 
 
-def _error_code(exc: BaseException | None) -> int:
+def _failure_name(exc: BaseException | None) -> str | None:
     if exc is None:
-        return 0
-    return int(getattr(exc, "code", _NOT_STARTED_CODE))
+        return None
+    return str(getattr(exc, "name", type(exc).__name__))
 
 
 class CrtClientFactory:

@@ -1,0 +1,139 @@
+"""The MQTT port: what the pool, the downlink path and the tools need from an MQTT 5 client (no awscrt here).
+
+Threading contract: :class:`ClientCallbacks` always run on the asyncio loop; a :data:`CompletionCallback` given to
+:meth:`MqttClient.publish_nowait` runs on the adapter's own I/O thread, so it must only do thread-safe work
+(append to a deque) and never touch the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from bridge_container.states import ConnectionState
+from bridge_domain.connection import ConnectionConfiguration
+from bridge_domain.naming import client_id as make_client_id
+from bridge_domain.secrets import reveal
+
+CompletionCallback = Callable[[str | None], None]
+"""The outcome of one QoS 0 publish: ``None`` once written to the socket (not a receipt: QoS 0 has none), else the
+name of the failure (``AWS_ERROR_MQTT5_...``). Runs on the adapter's I/O thread, exactly once per publish."""
+
+NOT_STARTED: Literal["AWS_ERROR_UNKNOWN"] = "AWS_ERROR_UNKNOWN"
+"""The failure name of a publish asked of a client that is not started (or already stopped)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A message received on a subscription."""
+
+    topic: str
+    payload: bytes
+
+
+class MqttClient(Protocol):
+    """One MQTT 5 connection of a pool."""
+
+    client_id: str
+
+    @property
+    def state(self) -> ConnectionState: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        """QoS 0, awaited until written; raises :class:`~bridge_container.exceptions.PublishError`."""
+        ...
+
+    async def subscribe(self, topic_filter: str) -> None:
+        """QoS 1; raises :class:`~bridge_container.exceptions.SubscribeError`."""
+        ...
+
+    def publish_nowait(self, topic: str, payload: bytes, on_done: CompletionCallback) -> None:
+        """QoS 0 without waiting; ``on_done`` reports the outcome (see :data:`CompletionCallback`)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCallbacks:
+    """What a client reports, always on the asyncio loop."""
+
+    on_state: Callable[[MqttClient, ConnectionState], None]
+    on_message: Callable[[InboundMessage], None]
+
+
+class ClientFactory(Protocol):
+    """Builds the client of one pool slot."""
+
+    def __call__(self, slot: int, callbacks: ClientCallbacks) -> MqttClient: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectSettings:
+    """Capped exponential reconnect backoff; each client draws its own base so clients do not reconnect in step.
+
+    AWS IoT allows one connect per second per client ID, so the base is never below 1 s. (CRT's own jitter modes
+    can return 0 ms, so the jitter is applied by the adapter, to the base, and CRT runs without jitter.)
+    """
+
+    min_delay_secs: float = 1.0
+    jitter_secs: float = 1.0
+    max_delay_secs: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.min_delay_secs < 1.0 or self.jitter_secs < 0 or self.max_delay_secs < self.min_delay_secs:
+            raise ValueError("reconnect delays: min >= 1 s, jitter >= 0, max >= min")
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class ClientSettings:
+    """Everything one client needs to connect, derived from a connection's configuration."""
+
+    client_id: str
+    endpoint: str
+    port: int
+    protocol: Literal["SSL", "WSS"]
+    region: str
+    keep_alive_secs: int
+    ca_pem: bytes | None = None
+    certificate_pem: bytes | None = None
+    private_key_pem: bytes | None = None
+    sign_websocket: bool = True
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    wss_path: str = "/mqtt"
+    reconnect: ReconnectSettings = field(default_factory=ReconnectSettings)
+
+    def __repr__(self) -> str:  # the key and secret stay out of logs and tracebacks
+        return f"ClientSettings(client_id={self.client_id!r}, endpoint={self.endpoint!r}, port={self.port})"
+
+
+def client_settings(
+    config: ConnectionConfiguration, task_id: str, slot: int, reconnect: ReconnectSettings | None = None
+) -> ClientSettings:
+    """The settings of pool slot ``slot`` (secrets must already be resolved from Secrets Manager)."""
+    endpoint = config.endpoint
+    if endpoint is None:
+        raise ValueError("the connection has no endpoint: set configuration.accountPrefix or configuration.broker")
+    broker = config.broker
+    cert, key = reveal(config.certificate), reveal(config.private_key)
+    secret = reveal(config.secret_access_key)
+    return ClientSettings(
+        client_id=make_client_id(config.client_id_prefix, task_id, slot),
+        endpoint=endpoint,
+        port=config.port,
+        protocol=config.protocol,
+        region=config.region,
+        keep_alive_secs=config.keep_alive_secs,
+        ca_pem=broker.ca_certificate.encode() if broker is not None and broker.ca_certificate else None,
+        certificate_pem=cert.encode() if cert else None,
+        private_key_pem=key.encode() if key else None,
+        sign_websocket=broker.use_sigv4 if broker is not None else True,
+        access_key_id=config.access_key_id,
+        secret_access_key=secret,
+        wss_path=broker.wss_path if broker is not None else "/mqtt",
+        reconnect=reconnect or ReconnectSettings(),
+    )

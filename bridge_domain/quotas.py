@@ -1,0 +1,30 @@
+"""AWS IoT Core's quotas and limits, written once; the container, the Lambdas, the CLI and the stacks import them.
+
+Values from the AWS IoT Core endpoints-and-quotas page (defaults; the adjustable ones can be raised per account).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- Data plane, per MQTT connection (not adjustable) ---
+PUBLISHES_PER_SEC_PER_CONNECTION: Final = 100
+"""Inbound and outbound publishes together; AWS discards the excess silently."""
+BYTES_PER_SEC_PER_CONNECTION: Final = 512 * 1024
+MAX_PAYLOAD_BYTES: Final = 128 * 1024
+MAX_TOPIC_BYTES: Final = 256
+MAX_TOPIC_SLASHES: Final = 7
+MAX_CLIENT_ID_BYTES: Final = 128
+MAX_SUBSCRIPTIONS_PER_CONNECTION: Final = 50
+MAX_UNACKED_QOS1_PUBLISHES_PER_CONNECTION: Final = 100
+CONNECTS_PER_SEC_PER_CLIENT_ID: Final = 1
+MIN_KEEP_ALIVE_SECS: Final = 30
+MAX_KEEP_ALIVE_SECS: Final = 1200
+
+# --- Control plane, per account and region (adjustable) ---
+CREATE_THING_PER_SEC: Final = 15.0
+ATTACH_THING_PRINCIPAL_PER_SEC: Final = 15.0
+DETACH_THING_PRINCIPAL_PER_SEC: Final = 15.0
+DELETE_THING_PER_SEC: Final = 15.0
+DESCRIBE_THING_PER_SEC: Final = 350.0
+LIST_THINGS_PER_SEC: Final = 10.0
