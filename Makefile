@@ -51,7 +51,7 @@ test: install lint typecheck ## install what is missing, then ruff, mypy and pyt
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$status
 
 run: install ## the bridge on embedded defaults: local broker, moto, simulated LNS (Ctrl-C stops)
-	$(PY) -m bridge_container.local $(RUN_ARGS)
+	$(PY) -m devtools $(RUN_ARGS)
 
 # cdk-nag runs on every synth. CDK's built-in CloudFormation schema check (advisory only) is skipped here to keep
 # synth fast: the test suite lints the same templates with cfn-lint and the built-in check.

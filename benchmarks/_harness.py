@@ -22,10 +22,10 @@ from typing import Any
 import httpx
 import psutil
 
-from bridge_container.local.broker import LocalBroker
-from bridge_container.local.http_load import KeepAliveConnection
-from bridge_container.local.pki import CertPair
-from bridge_container.local.ports import free_port, wait_for_port
+from devtools.broker import LocalBroker
+from devtools.http_load import KeepAliveConnection
+from devtools.pki import CertPair
+from devtools.ports import free_port, wait_for_port
 
 READY_TIMEOUT_SECS = 30.0
 _SEQ_RE = re.compile(rb'"FCntUp":(\d+)')

@@ -31,16 +31,16 @@ import uvloop
 from prometheus_client import CollectorRegistry
 from tqdm import tqdm
 
-from bridge_container.downlink.local_lns import LocalLns
 from bridge_container.downlink.service import DownlinkService
-from bridge_container.local.broker import LocalBroker
-from bridge_container.local.pki import DevPki
 from bridge_container.metrics import UplinkMetrics
 from bridge_container.mqtt.crt import CrtClientFactory
 from bridge_container.mqtt.port import ClientCallbacks, InboundMessage, MqttClient
 from bridge_container.pool import MqttPool, PoolSettings
 from bridge_container.states import ConnectionState
 from bridge_domain.connection import Connection, ConnectionConfiguration
+from devtools.broker import LocalBroker
+from devtools.local_lns import LocalLns
+from devtools.pki import DevPki
 
 DEFAULT_OUTPUT = Path("benchmarks/results/downlink.json")
 CONNECTION_ID = "bench"

@@ -42,8 +42,8 @@ from benchmarks._harness import (
     post,
     running,
 )
-from bridge_container.local.broker import LocalBroker
-from bridge_container.local.pki import CertPair, DevPki
+from devtools.broker import LocalBroker
+from devtools.pki import CertPair, DevPki
 
 DEFAULT_OUTPUT = Path("benchmarks/results/uplink.json")
 TOPIC_FILTER = "bench/things/+/uplink"

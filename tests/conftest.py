@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge_container.local.aws import FAKE_CREDENTIALS, LocalAws
-from bridge_container.local.broker import LocalBroker
-from bridge_container.local.pki import DevPki
+from devtools.aws import FAKE_CREDENTIALS, LocalAws
+from devtools.broker import LocalBroker
+from devtools.pki import DevPki
 
 TEST_REGION = "eu-central-1"
 

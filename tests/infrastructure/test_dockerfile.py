@@ -69,3 +69,15 @@ def test_image_asset_holds_only_the_build_context(synthesized_example: Synthesiz
     assert top_level == {"bridge_container", "bridge_domain", "requirements.txt"}
     assert (asset / "bridge_container" / "Dockerfile").is_file()
     assert not list(asset.rglob("__pycache__"))
+    # Only the product ships: no development stand-ins, simulated LNSs or local servers.
+    assert not [path for path in asset.rglob("*") if "devtools" in path.parts or path.name.startswith("local")]
+
+
+def test_the_product_never_imports_the_development_tools() -> None:
+    importers = sorted(
+        str(path.relative_to(REPOSITORY_ROOT))
+        for package in ("bridge_container", "bridge_domain", "lambdas", "stacks")
+        for path in (REPOSITORY_ROOT / package).rglob("*.py")
+        if re.search(r"^\s*(from|import)\s+devtools\b", path.read_text(encoding="utf-8"), flags=re.MULTILINE)
+    )
+    assert importers == []

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from bridge_container.local.pki import DevPki
 from bridge_domain.loading import parse_connection
+from devtools.pki import DevPki
 from stacks.constructs.bridge_service import (
     CONTAINER_PORT,
     HEALTH_CHECK_PATH,

@@ -9,8 +9,8 @@ import pytest
 from awscrt import io, mqtt5
 from awsiot import mqtt5_client_builder
 
-from bridge_container.local.broker import LocalBroker
-from bridge_container.local.pki import DevPki
+from devtools.broker import LocalBroker
+from devtools.pki import DevPki
 
 pytestmark = pytest.mark.integration
 

@@ -32,7 +32,7 @@ SUB_COMMAND_RE = re.compile(r"^\s*(mosquitto_sub .*)$", re.MULTILINE)
 
 def runner_command(state_dir: Path, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "bridge_container.local", "--state-dir", str(state_dir), "--devices", str(DEVICES),
+        sys.executable, "-m", "devtools", "--state-dir", str(state_dir), "--devices", str(DEVICES),
         "--rate", "25", "--summary-every", "1", "--downlink-every", "1", *extra,
     ]  # fmt: skip
 

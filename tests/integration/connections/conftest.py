@@ -21,8 +21,8 @@ from bridge_container.connections.auth import AdminAuth, StaticToken
 from bridge_container.connections.catalog import ConnectionCatalog
 from bridge_container.connections.router import build_router
 from bridge_container.connections.sqlite_store import SqliteConnectionStore
-from bridge_container.local.pki import CertPair, DevPki
-from bridge_container.local.ports import LOOPBACK, free_port
+from devtools.pki import CertPair, DevPki
+from devtools.ports import LOOPBACK, free_port
 from tests.unit.connections.support import FakeRuntimes
 
 ADMIN_TOKEN = "test-admin-token-0123456789abcdef"

@@ -8,8 +8,8 @@ from typing import Any
 import boto3
 import pytest
 
-from bridge_container.local.pki import CertPair
 from bridge_domain.secrets import MASK, reveal
+from devtools.pki import CertPair
 from tests.integration.connections.conftest import ADMIN_TOKEN, Api
 from tests.unit.connections.support import AS_KEY, SECRET_ACCESS_KEY, seed_body, wss_body
 

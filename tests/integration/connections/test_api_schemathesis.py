@@ -19,10 +19,10 @@ from schemathesis.core.result import Ok
 
 from bridge_container.connections.factory import ConnectionsSettings, build_connections_api
 from bridge_container.connections.openapi import DOCUMENT_PATH
-from bridge_container.local.broker import LocalBroker
-from bridge_container.local.pki import DevPki
-from bridge_container.local.ports import free_port, wait_for_port
 from bridge_container.service import BridgeService, ServiceSettings
+from devtools.broker import LocalBroker
+from devtools.pki import DevPki
+from devtools.ports import free_port, wait_for_port
 from tests.integration.connections.conftest import ADMIN_TOKEN
 from tests.unit.connections.support import seed_body
 

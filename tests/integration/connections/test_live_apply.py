@@ -14,13 +14,13 @@ import orjson
 import pytest
 
 from bridge_container.connections.factory import ConnectionsSettings, build_connections_api
-from bridge_container.local.broker import LocalBroker
-from bridge_container.local.pki import CertPair, DevPki
-from bridge_container.local.ports import free_port
-from bridge_container.local.watcher import BrokerWatcher
 from bridge_container.service import BridgeService, ServiceSettings
 from bridge_container.states import ConnectionState
 from bridge_domain.topics import TopicPattern
+from devtools.broker import LocalBroker
+from devtools.pki import CertPair, DevPki
+from devtools.ports import free_port
+from devtools.watcher import BrokerWatcher
 from tests.integration.connections.conftest import ADMIN_TOKEN
 from tests.unit.connections.support import certificate_arn
 

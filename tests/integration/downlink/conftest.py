@@ -12,17 +12,17 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from bridge_container.downlink.local_lns import LocalLns, RecordedRequest
 from bridge_container.downlink.sender import HttpSettings, RetryPolicy
 from bridge_container.downlink.service import DownlinkService, DownlinkSettings
-from bridge_container.local.broker import LocalBroker
-from bridge_container.local.pki import CertPair
 from bridge_container.metrics import UplinkMetrics
 from bridge_container.mqtt.crt import CrtClientFactory
 from bridge_container.mqtt.port import ClientCallbacks, InboundMessage, MqttClient
 from bridge_container.pool import MqttPool, PoolSettings
 from bridge_container.states import ConnectionState
 from bridge_domain.connection import Connection, ConnectionConfiguration
+from devtools.broker import LocalBroker
+from devtools.local_lns import LocalLns, RecordedRequest
+from devtools.pki import CertPair
 
 WINDOW_SLACK_SECS = 0.02  # loopback delivery jitter between the limiter's grant and the server's clock
 

@@ -8,10 +8,10 @@ from urllib.parse import unquote
 
 import pytest
 
-from bridge_container.downlink.local_lns import Answer, LocalLns
 from bridge_container.downlink.service import DownlinkSettings
-from bridge_container.local.broker import LocalBroker
-from bridge_container.local.pki import CertPair, DevPki
+from devtools.broker import LocalBroker
+from devtools.local_lns import Answer, LocalLns
+from devtools.pki import CertPair, DevPki
 from tests.integration.downlink.conftest import (
     AS_KEY,
     FAST_RETRY,

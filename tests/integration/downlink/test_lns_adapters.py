@@ -16,12 +16,12 @@ from bridge_container.downlink.chirpstack import ChirpStackAdapter
 from bridge_container.downlink.documents import DownlinkRequest
 from bridge_container.downlink.exceptions import LnsRejectedError, LnsUnavailableError
 from bridge_container.downlink.limiter import RateLimiter, RateSettings
-from bridge_container.downlink.local_lns import Answer, LocalLns, RecordedRequest
 from bridge_container.downlink.sender import HttpSettings, LnsSender, RetryPolicy, build_http_client
 from bridge_container.downlink.thingpark import ThingParkAdapter
 from bridge_container.downlink.tts import TtsAdapter
-from bridge_container.local.ports import free_port
 from bridge_domain.lns import ChirpStackLns, ThingParkLns, TtsLns
+from devtools.local_lns import Answer, LocalLns, RecordedRequest
+from devtools.ports import free_port
 from tests.integration.downlink.conftest import WINDOW_SLACK_SECS, max_in_window
 
 pytestmark = pytest.mark.integration

@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from bridge_container.downlink.local_lns import LocalLns
-from bridge_container.local.broker import LocalBroker
-from bridge_container.local.pki import CertPair, DevPki
-from bridge_container.local.ports import free_port
 from bridge_container.service import BridgeService, ServiceSettings
 from bridge_domain.connection import Connection
+from devtools.broker import LocalBroker
+from devtools.local_lns import LocalLns
+from devtools.pki import CertPair, DevPki
+from devtools.ports import free_port
 from tests.integration.downlink.conftest import OPEN_TIMEOUT_SECS, Application, configuration
 
 pytestmark = pytest.mark.integration

@@ -14,9 +14,9 @@ import pytest
 from awscrt import mqtt5
 from awsiot import mqtt5_client_builder
 
-from bridge_container.local.broker import LocalBroker
-from bridge_container.local.pki import CertPair, DevPki
 from bridge_domain.connection import Connection
+from devtools.broker import LocalBroker
+from devtools.pki import CertPair, DevPki
 
 CERT_ID = "cd" * 32
 OPEN_TIMEOUT_SECS = 15.0

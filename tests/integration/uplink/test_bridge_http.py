@@ -13,14 +13,14 @@ import httpx
 import orjson
 import pytest
 
-from bridge_container.local.aws import LocalAws
-from bridge_container.local.broker import LocalBroker
-from bridge_container.local.pki import DevPki
-from bridge_container.local.ports import free_port
 from bridge_container.metrics import sample_value
 from bridge_container.service import BridgeService, ServiceSettings
 from bridge_container.states import ConnectionState
 from bridge_domain.connection import Connection
+from devtools.aws import LocalAws
+from devtools.broker import LocalBroker
+from devtools.pki import DevPki
+from devtools.ports import free_port
 from tests.integration.uplink.conftest import connection_document, wait_until
 
 pytestmark = pytest.mark.integration

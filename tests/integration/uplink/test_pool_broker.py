@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from bridge_container.local.broker import LocalBroker
-from bridge_container.local.pki import DevPki
-from bridge_container.local.ports import free_port
 from bridge_container.metrics import UplinkMetrics, new_registry, sample_value
 from bridge_container.mqtt.crt import CrtClientFactory
 from bridge_container.mqtt.port import ReconnectSettings
 from bridge_container.pool import MqttPool, PoolSettings
 from bridge_container.states import ConnectionState
+from devtools.broker import LocalBroker
+from devtools.pki import DevPki
+from devtools.ports import free_port
 from tests.integration.uplink.conftest import connection_for, max_in_window, wait_until
 
 pytestmark = pytest.mark.integration

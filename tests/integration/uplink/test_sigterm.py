@@ -14,9 +14,9 @@ import httpx
 import orjson
 import pytest
 
-from bridge_container.local.broker import LocalBroker
-from bridge_container.local.pki import DevPki
-from bridge_container.local.ports import free_port, wait_for_port
+from devtools.broker import LocalBroker
+from devtools.pki import DevPki
+from devtools.ports import free_port, wait_for_port
 from tests.integration.uplink.conftest import connection_document
 
 pytestmark = pytest.mark.integration

@@ -6,9 +6,9 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge_container.local.pki import CertPair
 from bridge_container.states import ConnectionState
 from bridge_domain.connection import Connection
+from devtools.pki import CertPair
 
 DEFAULT_ACCOUNT = "123456789012"
 SECRET_ACCESS_KEY = "lymHcNdzkkolnhZHnV5Q5YN/GTMFNiARtAj/7dz6758"

@@ -9,9 +9,9 @@ import pytest
 from bridge_container.connections.catalog import ConnectionCatalog
 from bridge_container.connections.sqlite_store import SqliteConnectionStore
 from bridge_container.connections.store import AccountKey
-from bridge_container.local.pki import CertPair, DevPki
 from bridge_container.states import ConnectionState
 from bridge_domain.connection import Connection
+from devtools.pki import CertPair, DevPki
 from tests.unit.connections.support import FakeRuntimes, seed_body
 
 

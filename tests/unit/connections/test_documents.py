@@ -11,10 +11,10 @@ from bridge_container.connections.catalog import validate_body
 from bridge_container.connections.documents import join_secrets, public_view, split_secrets
 from bridge_container.connections.exceptions import InvalidConnectionError, UnknownConnectorError
 from bridge_container.connections.store import AccountKey, StoredConnection, utc_now
-from bridge_container.local.pki import CertPair, DevPki
 from bridge_domain.connection import Connection
 from bridge_domain.loading import parse_connection
 from bridge_domain.secrets import MASK, reveal
+from devtools.pki import CertPair, DevPki
 from tests.unit.connections.support import AS_KEY, SECRET_ACCESS_KEY, seed_body
 
 

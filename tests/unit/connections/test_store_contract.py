@@ -21,10 +21,10 @@ from bridge_container.connections.exceptions import (
 )
 from bridge_container.connections.sqlite_store import SECRETS_NAME, SqliteConnectionStore
 from bridge_container.connections.store import AccountKey, ConnectionStore
-from bridge_container.local.pki import CertPair, DevPki
 from bridge_domain.connection import Connection
 from bridge_domain.loading import parse_connection
 from bridge_domain.secrets import reveal
+from devtools.pki import CertPair, DevPki
 from tests.unit.connections.support import AS_KEY, SECRET_ACCESS_KEY, seed_body
 
 TABLE = "connections"

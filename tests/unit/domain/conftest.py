@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bridge_container.local.pki import CertPair, DevPki
+from devtools.pki import CertPair, DevPki
 
 
 @pytest.fixture(scope="session")

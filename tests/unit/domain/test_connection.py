@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge_container.local.pki import CertPair
 from bridge_domain.exceptions import ConfigError
 from bridge_domain.loading import load_connection_file, parse_connection, resolve_secret_references
 from bridge_domain.secrets import REVEAL_SECRETS, SecretsManagerRef
+from devtools.pki import CertPair
 from tests.unit.domain.conftest import valid_document
 
 SECRET = "lymHcNdzkkolnhZHnV5Q5YN/GTMFNiARtAj/7dz6758"

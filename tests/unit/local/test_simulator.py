@@ -11,8 +11,8 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 import pytest
 
-from bridge_container.local.simulator import LnsEndpoint, build_fleet, prepare_uplink
 from bridge_domain.deveui import is_dev_eui
+from devtools.simulator import LnsEndpoint, build_fleet, prepare_uplink
 
 AS_KEY = "00112233445566778899aabbccddeeff"
 

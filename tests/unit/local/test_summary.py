@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bridge_container.local.summary import BridgeFigures, Snapshot, final_report, parse_metrics, summary_line
 from bridge_container.metrics import UplinkMetrics, new_registry, render
+from devtools.summary import BridgeFigures, Snapshot, final_report, parse_metrics, summary_line
 
 
 def test_figures_come_from_the_bridges_metric_families() -> None:

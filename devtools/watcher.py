@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 import orjson
 
 from bridge_container.exceptions import MqttError
-from bridge_container.local.broker import LocalBroker
-from bridge_container.local.pki import CertPair
 from bridge_container.mqtt.crt import CrtMqttClient
 from bridge_container.mqtt.port import ClientCallbacks, ClientSettings, InboundMessage, MqttClient
 from bridge_container.states import ConnectionState
 from bridge_domain.lns import LnsKind
 from bridge_domain.topics import TopicPattern
+from devtools.broker import LocalBroker
+from devtools.pki import CertPair
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from urllib.parse import parse_qsl, urlsplit
 
-from bridge_container.local.ports import LOOPBACK
+from devtools.ports import LOOPBACK
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,8 +31,8 @@ from urllib.parse import quote, urlencode
 
 import orjson
 
-from bridge_container.local.http_load import TRANSPORT_FAILED, HttpLoad, post_request
 from bridge_domain.lns import LnsKind
+from devtools.http_load import TRANSPORT_FAILED, HttpLoad, post_request
 
 LNS_KINDS: Final[tuple[LnsKind, ...]] = ("thingpark", "chirpstack", "tts")
 DEFAULT_MIX: Final[Mapping[LnsKind, int]] = {"thingpark": 50, "chirpstack": 30, "tts": 20}

@@ -6,7 +6,7 @@ from types import TracebackType
 
 from moto.server import ThreadedMotoServer
 
-from bridge_container.local.ports import LOOPBACK, free_port, wait_for_port
+from devtools.ports import LOOPBACK, free_port, wait_for_port
 
 # moto accepts any credentials; these fake ones keep boto3 from looking for real ones.
 FAKE_CREDENTIALS = {

@@ -27,13 +27,16 @@ from typing import Any, Final, TextIO
 import boto3
 import httpx
 
-from bridge_container.downlink.local_lns import LocalLns
-from bridge_container.local.aws import FAKE_CREDENTIALS, LocalAws
-from bridge_container.local.broker import BrokerPorts, LocalBroker, find_mosquitto
-from bridge_container.local.http_load import HttpLoad
-from bridge_container.local.pki import CertPair, DevPki
-from bridge_container.local.ports import LOOPBACK, free_port
-from bridge_container.local.simulator import (
+from bridge_domain.connection import CONNECTOR_ID
+from bridge_domain.lns import LnsKind
+from bridge_domain.topics import TopicPattern
+from devtools.aws import FAKE_CREDENTIALS, LocalAws
+from devtools.broker import BrokerPorts, LocalBroker, find_mosquitto
+from devtools.http_load import HttpLoad
+from devtools.local_lns import LocalLns
+from devtools.pki import CertPair, DevPki
+from devtools.ports import LOOPBACK, free_port
+from devtools.simulator import (
     DEFAULT_MIX,
     LnsEndpoint,
     LnsSimulator,
@@ -41,11 +44,8 @@ from bridge_container.local.simulator import (
     build_fleet,
     thingpark_sent_report,
 )
-from bridge_container.local.summary import Snapshot, final_report, parse_metrics, summary_line
-from bridge_container.local.watcher import BrokerWatcher
-from bridge_domain.connection import CONNECTOR_ID
-from bridge_domain.lns import LnsKind
-from bridge_domain.topics import TopicPattern
+from devtools.summary import Snapshot, final_report, parse_metrics, summary_line
+from devtools.watcher import BrokerWatcher
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from bridge_container.local.pki import DevPki
-from bridge_container.local.ports import LOOPBACK, free_port, wait_for_port
+from devtools.pki import DevPki
+from devtools.ports import LOOPBACK, free_port, wait_for_port
 
 MOSQUITTO_CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto")
 STOP_TIMEOUT_SECS = 5.0

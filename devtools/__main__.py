@@ -1,4 +1,4 @@
-"""``make run`` / ``python -m bridge_container.local``: the whole bridge on this machine, with a simulated LNS."""
+"""``make run`` / ``python -m devtools``: the whole bridge on this machine, with a simulated LNS."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import cast
 
 from bridge_container.exceptions import MqttError
-from bridge_container.local.broker import BrokerError
-from bridge_container.local.runner import LocalRunError, RunOptions, run
-from bridge_container.local.simulator import DEFAULT_MIX, LNS_KINDS
 from bridge_domain.lns import LnsKind
+from devtools.broker import BrokerError
+from devtools.runner import LocalRunError, RunOptions, run
+from devtools.simulator import DEFAULT_MIX, LNS_KINDS
 
 
 def _positive(kind: type[float] | type[int]) -> Callable[[str], float]:
