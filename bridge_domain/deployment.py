@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from bridge_domain.quotas import DEFAULT_ACCOUNT_CONNECTS_PER_SEC, DEFAULT_ACCOUNT_INBOUND_PUBLISHES_PER_SEC
+
 ACM_CERTIFICATE_ARN_RE = re.compile(
     r"^arn:aws(?:-cn|-us-gov)?:acm:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):certificate/[0-9a-f-]{36}$"
 )
@@ -54,6 +56,20 @@ class DeploymentSettings(BaseModel):
     min_tasks: int = Field(default=1, ge=1, le=MAX_TASKS, description="Bridge tasks always running.")
     max_tasks: int = Field(default=3, ge=1, le=MAX_TASKS, description="Upper bound of CPU autoscaling.")
     cpu_target_percent: int = Field(default=60, ge=10, le=90, description="Average CPU that autoscaling aims at.")
+    account_publishes_per_sec: int = Field(
+        default=DEFAULT_ACCOUNT_INBOUND_PUBLISHES_PER_SEC,
+        ge=1,
+        description="Inbound publishes per second that the bridge may use of the account's AWS IoT quota in this "
+        "region (the quota is regional and adjustable; other workloads of the account share it). The synth refuses "
+        "maxTasks x poolSize x perClientRatePerSec above it.",
+    )
+    account_connects_per_sec: int = Field(
+        default=DEFAULT_ACCOUNT_CONNECTS_PER_SEC,
+        ge=1,
+        description="Connect requests per second that the bridge may use of the account's AWS IoT quota in this "
+        "region. The synth refuses maxTasks x poolSize above it: every client of every task may reconnect in the "
+        "same second after an outage.",
+    )
     nat_gateways: int = Field(default=1, ge=1, le=2, description="NAT gateways (2 for one per availability zone).")
     log_retention_days: int = Field(default=90, description="Retention of every log group the stacks create.")
     destroy_removes_data: bool = Field(

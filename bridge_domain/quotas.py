@@ -21,6 +21,12 @@ CONNECTS_PER_SEC_PER_CLIENT_ID: Final = 1
 MIN_KEEP_ALIVE_SECS: Final = 30
 MAX_KEEP_ALIVE_SECS: Final = 1200
 
+# --- Data plane, per account and region (defaults; regional and adjustable) ---
+# A deployment states the figures it plans against (``accountPublishesPerSec``, ``accountConnectsPerSec`` in its
+# ``deployment`` section): other workloads of the account share them, and some regions start lower.
+DEFAULT_ACCOUNT_INBOUND_PUBLISHES_PER_SEC: Final = 20_000
+DEFAULT_ACCOUNT_CONNECTS_PER_SEC: Final = 500
+
 # --- Control plane, per account and region (adjustable) ---
 CREATE_THING_PER_SEC: Final = 15.0
 ATTACH_THING_PRINCIPAL_PER_SEC: Final = 15.0

@@ -106,7 +106,44 @@ def deployment_issues(connection: Connection) -> list[FieldIssue]:
             problem = lorawan_shadow_problem(configuration)
             if problem is not None:
                 add(("deployment", "lorawanShadow"), problem)
+        for field, problem in account_quota_problems(configuration, settings):
+            add(("deployment", field), problem)
     return issues
+
+
+def account_quota_problems(
+    configuration: ConnectionConfiguration, settings: DeploymentSettings
+) -> list[tuple[str, str]]:
+    """Where the most the bridge's tasks can do together exceeds the account figures the deployment plans against.
+
+    Each client's publishes (uplinks and downlink feedback alike) pass its per-client limiter, so one task publishes
+    at most ``poolSize x perClientRatePerSec`` a second; at the scaling ceiling ``maxTasks`` tasks do. After an
+    outage every client of every task reconnects at once.
+    """
+    problems: list[tuple[str, str]] = []
+    tasks, clients = settings.max_tasks, configuration.pool_size
+    publishes = tasks * clients * configuration.per_client_rate_per_sec
+    if publishes > settings.account_publishes_per_sec:
+        problems.append(
+            (
+                "maxTasks",
+                f"maxTasks x poolSize x perClientRatePerSec = {tasks} x {clients} x "
+                f"{configuration.per_client_rate_per_sec} = {publishes} publishes/s exceeds accountPublishesPerSec "
+                f"({settings.account_publishes_per_sec}); lower maxTasks or the pool's rates, or raise the account's "
+                "quota (Service Quotas) and accountPublishesPerSec with it",
+            )
+        )
+    connects = tasks * clients
+    if connects > settings.account_connects_per_sec:
+        problems.append(
+            (
+                "maxTasks",
+                f"maxTasks x poolSize = {tasks} x {clients} = {connects} connects/s exceeds accountConnectsPerSec "
+                f"({settings.account_connects_per_sec}); lower maxTasks or poolSize, or raise the account's quota "
+                "and accountConnectsPerSec with it",
+            )
+        )
+    return problems
 
 
 def lorawan_shadow_problem(configuration: ConnectionConfiguration) -> str | None:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from bridge_domain.exceptions import ConfigError
+from bridge_domain.quotas import DEFAULT_ACCOUNT_CONNECTS_PER_SEC, DEFAULT_ACCOUNT_INBOUND_PUBLISHES_PER_SEC
 from stacks.config import load_deployment
 from tests.infrastructure.conftest import REPOSITORY_ROOT, SECOND_REGION_CONFIG, load_document
 
@@ -127,6 +128,47 @@ def test_a_local_broker_cannot_be_deployed(example: dict[str, Any], write_config
         load_deployment(write_config(document))
 
     assert _paths(exc) == {"configuration.broker"}
+
+
+def test_tasks_times_pool_rate_above_the_planned_account_publish_rate_is_refused(
+    example: dict[str, Any], write_config: WriteConfig
+) -> None:
+    # 3 tasks x 10 clients x 100/s = 3000/s: one publish a second above the account figure is refused.
+    document = _changed(example, "deployment", maxTasks=3, accountPublishesPerSec=2999)
+
+    with pytest.raises(ConfigError, match=r"3 x 10 x 100 = 3000 publishes/s exceeds accountPublishesPerSec") as exc:
+        load_deployment(write_config(document))
+
+    assert _paths(exc) == {"deployment.maxTasks"}
+
+
+def test_tasks_times_pool_rate_at_the_planned_account_publish_rate_is_accepted(
+    example: dict[str, Any], write_config: WriteConfig
+) -> None:
+    document = _changed(example, "deployment", maxTasks=3, accountPublishesPerSec=3000)
+
+    assert load_deployment(write_config(document)).settings.account_publishes_per_sec == 3000
+
+
+def test_tasks_times_pool_size_above_the_planned_account_connect_rate_is_refused(
+    example: dict[str, Any], write_config: WriteConfig
+) -> None:
+    accepted = _changed(example, "deployment", maxTasks=3, accountConnectsPerSec=30)
+    refused = _changed(example, "deployment", maxTasks=3, accountConnectsPerSec=29)
+
+    assert load_deployment(write_config(accepted)).settings.account_connects_per_sec == 30
+    with pytest.raises(ConfigError, match=r"3 x 10 = 30 connects/s exceeds accountConnectsPerSec") as exc:
+        load_deployment(write_config(refused))
+    assert _paths(exc) == {"deployment.maxTasks"}
+
+
+def test_account_figures_default_to_aws_default_quotas(example: dict[str, Any], write_config: WriteConfig) -> None:
+    settings = load_deployment(write_config(example)).settings
+
+    assert (settings.account_publishes_per_sec, settings.account_connects_per_sec) == (
+        DEFAULT_ACCOUNT_INBOUND_PUBLISHES_PER_SEC,
+        DEFAULT_ACCOUNT_CONNECTS_PER_SEC,
+    )
 
 
 @pytest.mark.infrastructure
