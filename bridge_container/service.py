@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry
 from bridge_container.connections.factory import ConnectionsApi
 from bridge_container.connections.runtime import ConnectionRuntimes
 from bridge_container.exceptions import UnknownConnectionError
-from bridge_container.http_server import CoalescingHttpToolsProtocol
+from bridge_container.http_server import http_server
 from bridge_container.ingress.http import FastIngress, ingress_router
 from bridge_container.ingress.pipeline import IngressResult, error_result
 from bridge_container.metrics import PROMETHEUS_CONTENT_TYPE, EmfEmitter, UplinkMetrics, new_registry, render
@@ -94,14 +94,6 @@ class ServiceSettings:
 
 ConnectionsApiBuilder = Callable[[ConnectionRuntimes], ConnectionsApi]
 """Builds the Connections API over the service (``build_connections_api``, or a test's own store)."""
-
-
-class _Server(uvicorn.Server):
-    """uvicorn without its own signal handlers: SIGTERM belongs to the service, which drains first."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def _has_secret_references(connection: Connection) -> bool:
@@ -295,19 +287,7 @@ class BridgeService:
 
     async def run(self, initial: Connection | None = None) -> None:
         """Serve until :meth:`request_shutdown`, then drain and stop everything."""
-        config = uvicorn.Config(
-            self.app,
-            host=self.settings.host,
-            port=self.settings.port,
-            http=CoalescingHttpToolsProtocol,
-            lifespan="off",
-            access_log=False,
-            log_config=None,
-            server_header=False,
-            date_header=False,
-            proxy_headers=False,  # nothing reads the client address; the middleware costs a call per request
-        )
-        server = _Server(config)
+        server = http_server(self.app, host=self.settings.host, port=self.settings.port)
         try:
             async with supervised() as tasks:
                 server_task = tasks.create_task(_serve(server), name="http-server")
