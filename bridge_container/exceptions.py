@@ -1,13 +1,36 @@
-"""Exception hierarchy of the bridge service::
+"""Exception hierarchy of the bridge service; every error it raises derives from :class:`BridgeError`::
 
 BridgeError
-├── MqttError              an MQTT operation failed
-│   ├── PublishError           a publish was not written to the broker
-│   └── SubscribeError         a subscription was refused or timed out
-├── PoolClosedError        the pool no longer takes messages (stopped or draining)
-├── UnknownConnectionError no connection with that id runs in this process
-└── RegistrationError      a registrar backend call failed as a whole (each DevEUI is retried later)
-"""
+├── MqttError                    an MQTT operation failed
+│   ├── PublishError                 a publish was not written to the broker
+│   └── SubscribeError               a subscription was refused or timed out
+├── PoolClosedError              the pool no longer takes messages (stopped or draining)
+├── UnknownConnectionError       no connection with that id runs in this process
+├── RegistrationError            a registrar backend call failed as a whole (each DevEUI is retried later)
+├── IngressError                 ingress/exceptions.py: a refused uplink request (its HTTP status and reason)
+│   ├── BadUplinkError               400
+│   ├── UnauthorizedError            401
+│   └── PayloadTooLargeError         413
+├── DownlinkError                downlink/exceptions.py: a downlink not sent (``reason`` is the feedback code)
+│   ├── DocumentError                the message on the downlink topic is not a downlink we can send
+│   ├── NoLnsError                   no network server of the requested kind is configured for downlinks
+│   └── LnsError                     the network server did not take the downlink
+│       ├── LnsRejectedError             4xx or another final answer: never retried
+│       └── LnsUnavailableError          5xx, timeout or connection failure, still failing after the retries
+└── ConnectionsError             connections/exceptions.py: a Connections API error (mapped to one HTTP status)
+    ├── ConnectionNotFoundError      404
+    ├── ConnectionConflictError      409
+    │   ├── DuplicateAccountError        409
+    │   └── StaleWriteError              409
+    ├── AdminTokenError              401
+    ├── MalformedBodyError           400
+    ├── BodyTooLargeError            413
+    ├── UnknownConnectorError        400
+    ├── InvalidConnectionError       422
+    ├── AccountLookupError           503
+    └── StoreError                   500
+
+Each component's module documents its own part of the tree in detail."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from fastapi import APIRouter, FastAPI, Response
 from prometheus_client import CollectorRegistry
 
 from bridge_container.connections.factory import ConnectionsApi
-from bridge_container.connections.runtime import ConnectionRuntimes
+from bridge_container.connections.host import ConnectionHost
 from bridge_container.exceptions import UnknownConnectionError
 from bridge_container.http_server import http_server
 from bridge_container.ingress.http import FastIngress, ingress_router
@@ -92,7 +92,7 @@ class ServiceSettings:
         return cls(**values)
 
 
-ConnectionsApiBuilder = Callable[[ConnectionRuntimes], ConnectionsApi]
+ConnectionsApiBuilder = Callable[[ConnectionHost], ConnectionsApi]
 """Builds the Connections API over the service (``build_connections_api``, or a test's own store)."""
 
 

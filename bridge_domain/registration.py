@@ -31,7 +31,7 @@ from typing import Any, Final
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
-from bridge_domain.exceptions import InvalidDevEuiError
+from bridge_domain.exceptions import BridgeDomainError, InvalidDevEuiError
 from bridge_domain.naming import CREATED_BY_ATTRIBUTE, CREATED_BY_VALUE, DEV_EUI_ATTRIBUTE, thing_name
 from bridge_domain.quotas import CREATE_THING_PER_SEC
 from bridge_domain.ratelimit import TokenBucket
@@ -84,7 +84,7 @@ class RegistrationSettings:
             raise ValueError("max_attempts must be >= 1")
 
 
-class _CallFailedError(Exception):
+class _CallFailedError(BridgeDomainError):
     """An API call failed for good: a non-retryable error, or retries exhausted."""
 
     def __init__(self, code: str, message: str) -> None:

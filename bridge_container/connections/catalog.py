@@ -22,7 +22,7 @@ from bridge_container.connections.exceptions import (
     InvalidConnectionError,
     UnknownConnectorError,
 )
-from bridge_container.connections.runtime import ConnectionRuntimes
+from bridge_container.connections.host import ConnectionHost
 from bridge_container.connections.store import ConnectionStore, StoredConnection
 from bridge_container.exceptions import UnknownConnectionError
 from bridge_container.states import ConnectionState
@@ -90,7 +90,7 @@ class ConnectionCatalog:
     def __init__(
         self,
         store: ConnectionStore,
-        runtimes: ConnectionRuntimes,
+        runtimes: ConnectionHost,
         accounts: AccountResolver,
         *,
         fetch_secret: SecretFetcher | None = None,

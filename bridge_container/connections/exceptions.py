@@ -1,5 +1,7 @@
 """Errors of the Connections API, each mapped to one HTTP status by the router.
 
+Under the service's :class:`~bridge_container.exceptions.BridgeError`::
+
 ConnectionsError
 ├── ConnectionNotFoundError      404  no connection with that id
 ├── ConnectionConflictError      409  the write would break a uniqueness rule or lost a race
@@ -18,10 +20,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bridge_container.exceptions import BridgeError
 from bridge_domain.exceptions import FieldIssue
 
 
-class ConnectionsError(Exception):
+class ConnectionsError(BridgeError):
     """Base of every Connections API error."""
 
 

@@ -30,8 +30,8 @@ from bridge_container.connections.dynamodb_store import (
     DynamoDbConnectionStore,
     DynamoDbStoreSettings,
 )
+from bridge_container.connections.host import ConnectionHost
 from bridge_container.connections.router import build_router
-from bridge_container.connections.runtime import ConnectionRuntimes
 from bridge_container.connections.sqlite_store import SqliteConnectionStore
 from bridge_container.connections.store import ConnectionStore
 from bridge_domain.secrets import secrets_manager_fetcher
@@ -92,7 +92,7 @@ class ConnectionsApi:
 
 
 def build_connections_api(
-    runtimes: ConnectionRuntimes,
+    runtimes: ConnectionHost,
     settings: ConnectionsSettings | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> ConnectionsApi:

@@ -1,19 +1,20 @@
-"""Errors of the downlink path.
+"""Errors of the downlink path, under the service's :class:`~bridge_container.exceptions.BridgeError`::
 
 DownlinkError
- ├── DocumentError        the message on the downlink topic is not a downlink we can send
- ├── NoLnsError           no network server of the requested kind is configured for downlinks
- └── LnsError             the network server did not take the downlink
-      ├── LnsRejectedError     it answered 4xx (or another final status): never retried
-      └── LnsUnavailableError  5xx, timeout or connection failure, still failing after the retries
+├── DocumentError        the message on the downlink topic is not a downlink we can send
+├── NoLnsError           no network server of the requested kind is configured for downlinks
+└── LnsError             the network server did not take the downlink
+    ├── LnsRejectedError     it answered 4xx (or another final status): never retried
+    └── LnsUnavailableError  5xx, timeout or connection failure, still failing after the retries
 """
 
 from __future__ import annotations
 
 from bridge_container.downlink.reasons import FailureReason
+from bridge_container.exceptions import BridgeError
 
 
-class DownlinkError(Exception):
+class DownlinkError(BridgeError):
     """Base of every error raised by the downlink path; ``reason`` is the code published as feedback."""
 
     reason: FailureReason = FailureReason.INTERNAL

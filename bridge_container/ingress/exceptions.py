@@ -1,4 +1,6 @@
-"""Why ingress refuses a request; each error carries its HTTP status and a short machine-readable reason::
+"""Why ingress refuses a request; each error carries its HTTP status and a short machine-readable reason.
+
+Under the service's :class:`~bridge_container.exceptions.BridgeError`::
 
 IngressError
 ├── BadUplinkError        400: malformed JSON, invalid DevEUI, topic injection, document over 128 KB, ...

@@ -1,4 +1,4 @@
-"""What the Connections API needs from the running bridge: start, restart and stop one connection's runtime."""
+"""What the Connections API needs from the bridge that hosts the connections: start, restart and stop one."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from bridge_container.states import ConnectionState
 from bridge_domain.connection import Connection
 
 
-class ConnectionRuntimes(Protocol):
+class ConnectionHost(Protocol):
     """Implemented by ``BridgeService``: one runtime (pool, pipeline, registrar, subscriber) per connection."""
 
     async def add_connection(self, connection_id: str, connection: Connection) -> None: ...
