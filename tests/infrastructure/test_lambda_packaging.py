@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stacks.constructs.lambda_code import stage_function_package
+from stacks.constructs.lambda_code import REPOSITORY_ROOT, stage_function_package
 from tests.infrastructure.conftest import Synthesized
 
 FUNCTIONS = ("bridge_certificate", "thing_registration", "status_callback", "teardown")
@@ -21,6 +21,21 @@ def test_package_holds_the_domain_and_only_its_own_function(tmp_path: Path, func
     assert {path.name for path in (staged / "lambdas").iterdir()} == {"__init__.py", function}
     assert (staged / "bridge_domain" / "connection.py").is_file()
     assert not list(staged.rglob("__pycache__"))
+
+
+def test_lambdas_holds_only_function_packages() -> None:
+    # Anything else under lambdas/ (such as the bulk-register command, in cli/) would look like a function to deploy.
+    packages = {path.name for path in (REPOSITORY_ROOT / "lambdas").iterdir() if path.is_dir()} - {"__pycache__"}
+
+    assert packages == set(FUNCTIONS)
+    assert all((REPOSITORY_ROOT / "lambdas" / package / "handler.py").is_file() for package in packages)
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_package_leaves_out_the_command_line_tools(tmp_path: Path, function: str) -> None:
+    staged = stage_function_package(function, tmp_path)
+
+    assert not [path for path in staged.rglob("*") if path.name in {"cli", "bulk_register.py"}]
 
 
 def test_staging_again_replaces_the_earlier_copy(tmp_path: Path) -> None:

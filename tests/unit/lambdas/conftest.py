@@ -1,4 +1,4 @@
-"""Fixtures for the Lambda tests: moto in layers (account → IoT / tables / secrets), Powertools, a Lambda context."""
+"""Fixtures for the Lambda tests: moto tables (on the account of tests/unit/conftest.py), Powertools, a context."""
 
 from __future__ import annotations
 
@@ -12,12 +12,7 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.config import Config
-from moto import mock_aws
 
-from bridge_domain.registration import CLIENT_RETRIES
-
-THING_TYPE = "lorawan-device"
 DEVICE_STATUS_TABLE = "aws-iot-bridge-device-status"
 IDEMPOTENCY_TABLE = "aws-iot-bridge-idempotency"
 FUNCTION_NAME = "aws-iot-bridge-test"
@@ -87,32 +82,6 @@ def load_handler(monkeypatch: pytest.MonkeyPatch, powertools_env: None) -> Calla
         return importlib.reload(importlib.import_module(module_name))
 
     return load
-
-
-@pytest.fixture
-def aws() -> Iterator[None]:
-    """An empty moto account for the test."""
-    with mock_aws():
-        yield
-
-
-@pytest.fixture
-def iot(aws: None) -> Any:
-    """An IoT client without botocore retries, as the registrar requires."""
-    return boto3.client("iot", config=Config(retries=dict(CLIENT_RETRIES)))
-
-
-@pytest.fixture
-def thing_type(iot: Any) -> str:
-    iot.create_thing_type(thingTypeName=THING_TYPE)
-    return THING_TYPE
-
-
-@pytest.fixture
-def certificate_arn(iot: Any) -> str:
-    """The bridge certificate the registrar attaches to each thing."""
-    arn: str = iot.create_keys_and_certificate(setAsActive=True)["certificateArn"]
-    return arn
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Bulk-register the DevEUIs of a CSV file as things, with a progress bar, within the CreateThing quota.
 
-``python -m lambdas.cli devices.csv --thing-type lorawan-device [--principal-arn ARN] [--rate-per-sec 15]``
+``python -m cli devices.csv --thing-type lorawan-device [--principal-arn ARN] [--rate-per-sec 15]``
 
 The DevEUI column is the one named ``DevEUI`` (any case, ``dev_eui`` too) or else the first column; a file
 without a header row works as well. Blank lines and lines starting with ``#`` are skipped. It uses the same
@@ -36,10 +36,6 @@ from bridge_domain.registration import (
 
 CREATE_THING_QUOTA_PER_SEC = CREATE_THING_PER_SEC
 _DEV_EUI_HEADERS = frozenset({"deveui", "dev_eui", "dev-eui"})
-
-
-class BulkRegisterError(Exception):
-    """The CSV file cannot be used."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +94,7 @@ def bulk_register(
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lambdas.cli", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m cli", description=__doc__.splitlines()[0])
     parser.add_argument("csv_file", type=Path, help="CSV file with a DevEUI column")
     parser.add_argument("--thing-type", required=True, help="thing type of the things (the stack's thing type)")
     parser.add_argument("--principal-arn", help="certificate ARN to attach to each thing (the bridge certificate)")

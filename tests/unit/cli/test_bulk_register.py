@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from bridge_domain.registration import RegistrationOutcome, RegistrationSettings
-from lambdas.cli.bulk_register import bulk_register, main, read_dev_euis
+from cli.bulk_register import bulk_register, main, read_dev_euis
 from tests.unit.lambdas.support import FakeClock, max_calls_in_any_second
 
 

@@ -1,0 +1,1 @@
+"""Operator command line: bulk thing registration from a CSV file (``python -m cli --help``)."""

@@ -1,1 +1,0 @@
-"""Operator command line: bulk thing registration from a CSV file (``python -m lambdas.cli --help``)."""
