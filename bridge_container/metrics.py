@@ -11,7 +11,7 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, TextIO
 
@@ -227,15 +227,3 @@ class EmfEmitter:
         except asyncio.CancelledError:
             self.emit()
             raise
-
-
-def sample_value(registry: CollectorRegistry, name: str, labels: dict[str, str] | None = None) -> float:
-    """Sum of the samples of ``name`` whose labels include ``labels`` (for health checks and tests)."""
-    total = 0.0
-    wanted: Iterable[tuple[str, str]] = (labels or {}).items()
-    wanted_set = set(wanted)
-    for family in registry.collect():
-        for sample in family.samples:
-            if sample.name == name and wanted_set <= set(sample.labels.items()):
-                total += sample.value
-    return total

@@ -106,9 +106,6 @@ class BatchingRegistrar:
         }
         self._skipped = metrics.registrations.labels(connection_id, "skipped_queue_full")
 
-    def is_known(self, dev_eui: str) -> bool:
-        return dev_eui in self._known
-
     @property
     def pending(self) -> int:
         return len(self._pending)

@@ -160,10 +160,6 @@ class BridgeService:
         return app
 
     # --- connections (the Connections API calls these) -------------------------------------------------------
-    @property
-    def connection_ids(self) -> list[str]:
-        return list(self._runtimes)
-
     def runtime(self, connection_id: str) -> ConnectionRuntime:
         try:
             return self._runtimes[connection_id]

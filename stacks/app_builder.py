@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 from aws_cdk import App, Environment, Tags
 
@@ -15,7 +12,6 @@ from stacks.iot_stack import IotStack
 from stacks.nag import add_checks
 from stacks.service_stack import ServiceStack
 
-CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
 PROJECT_TAG = "aws-iot-bridge"
 
 
@@ -24,12 +20,6 @@ class BridgeStacks:
     data: DataStack
     iot: IotStack
     service: ServiceStack
-
-
-def cdk_json_context() -> dict[str, Any]:
-    """The context of cdk.json, which the CDK CLI passes to app.py, for apps built outside the CLI (tests)."""
-    context: dict[str, Any] = json.loads(CDK_JSON.read_text(encoding="utf-8")).get("context", {})
-    return context
 
 
 def build_stacks(app: App, deployment: BridgeDeployment, *, nag: bool = True) -> BridgeStacks:

@@ -95,11 +95,6 @@ class DownlinkDispatcher:
         self._runner: asyncio.Task[None] | None = None
         self._accepting = False
 
-    @property
-    def backlog(self) -> int:
-        """Accepted downlinks the network server has not answered yet."""
-        return self._pending
-
     def submit(self, request: DownlinkRequest, received_at: float) -> bool:
         """Accept ``request`` for delivery; False (and failed feedback) when it cannot be accepted."""
         if not self._accepting:

@@ -27,10 +27,6 @@ class LnsRouter:
         self._by_kind: dict[LnsKind, LnsAdapter] = {adapter.kind: adapter for adapter in adapters}
         self._default = adapters[0] if adapters else None
 
-    @property
-    def kinds(self) -> tuple[LnsKind, ...]:
-        return tuple(self._by_kind)
-
     def select(self, kind: LnsKind | None) -> LnsAdapter:
         adapter = self._default if kind is None else self._by_kind.get(kind)
         if adapter is None:

@@ -12,13 +12,21 @@ from typing import Any
 import pytest
 from aws_cdk import App
 
-from stacks.app_builder import BridgeStacks, build_stacks, cdk_json_context
+from stacks.app_builder import BridgeStacks, build_stacks
 from stacks.config import BridgeDeployment, load_deployment
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_CONFIG = REPOSITORY_ROOT / "config" / "example.json"
 SECOND_REGION_CONFIG = REPOSITORY_ROOT / "config" / "second-region.json"
 STACK_IDS = ("Data", "Iot", "Service")
+CDK_JSON = REPOSITORY_ROOT / "cdk.json"
+
+
+def cdk_json_context() -> dict[str, Any]:
+    """The context of cdk.json, which the CDK CLI passes to app.py, for apps built outside the CLI."""
+    context: dict[str, Any] = json.loads(CDK_JSON.read_text(encoding="utf-8")).get("context", {})
+    return context
+
 
 Template = dict[str, Any]
 

@@ -168,7 +168,7 @@ async def test_deleted_connection_is_drained_and_its_pool_closed(
     assert (await bridge.http.delete(f"/connections/{connection_id}")).status_code == 204
     assert pool.state is ConnectionState.DEACTIVATED
     assert set(pool.states.values()) <= {ConnectionState.DEACTIVATED}
-    assert connection_id not in bridge.service.connection_ids
+    assert connection_id not in bridge.service.health()[1]["connections"]
     assert (await bridge.uplink(connection_id, "70B3D57ED0000A02")).status_code == 404
     assert (await bridge.http.get(f"/connections/{connection_id}")).status_code == 404
 

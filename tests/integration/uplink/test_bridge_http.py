@@ -13,7 +13,6 @@ import httpx
 import orjson
 import pytest
 
-from bridge_container.metrics import sample_value
 from bridge_container.service import BridgeService, ServiceSettings
 from bridge_container.states import ConnectionState
 from bridge_domain.connection import Connection
@@ -22,6 +21,7 @@ from devtools.broker import LocalBroker
 from devtools.pki import DevPki
 from devtools.ports import free_port
 from tests.integration.uplink.conftest import connection_document, wait_until
+from tests.metrics import sample_value
 
 pytestmark = pytest.mark.integration
 

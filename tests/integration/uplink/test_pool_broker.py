@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bridge_container.metrics import UplinkMetrics, new_registry, sample_value
+from bridge_container.metrics import UplinkMetrics, new_registry
 from bridge_container.mqtt.crt import CrtClientFactory
 from bridge_container.mqtt.port import ReconnectSettings
 from bridge_container.pool import MqttPool, PoolSettings
@@ -18,6 +18,7 @@ from devtools.broker import LocalBroker
 from devtools.pki import DevPki
 from devtools.ports import free_port
 from tests.integration.uplink.conftest import connection_for, max_in_window, wait_until
+from tests.metrics import sample_value
 
 pytestmark = pytest.mark.integration
 

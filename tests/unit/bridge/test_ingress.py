@@ -14,9 +14,10 @@ import pytest
 
 from bridge_container.exceptions import PoolClosedError
 from bridge_container.ingress.pipeline import IngressResult, UplinkIngress
-from bridge_container.metrics import UplinkMetrics, new_registry, sample_value
+from bridge_container.metrics import UplinkMetrics, new_registry
 from bridge_container.registration import NullRegistrar
 from bridge_domain.connection import ConnectionConfiguration
+from tests.metrics import sample_value
 
 DEV_EUI = "70B3D57ED0000001"
 AS_KEY = "0123456789abcdef0123456789abcdef"
