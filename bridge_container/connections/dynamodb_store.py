@@ -8,13 +8,11 @@ secrets are one Secrets Manager secret; the item names the exact secret version 
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -27,6 +25,7 @@ from bridge_container.connections.exceptions import (
 )
 from bridge_container.connections.store import (
     AccountKey,
+    BlockingConnectionStore,
     StorableConnection,
     StoredConnection,
     restore_connection,
@@ -43,8 +42,6 @@ RECORD_CONNECTION = "connection"
 RECORD_CLAIM = "account-claim"
 DELETED_SECRET_RECOVERY_DAYS = 7
 DEFAULT_SECRET_PREFIX = "aws-iot-bridge/connections/"  # noqa: S105 - a name prefix, not a secret
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +62,7 @@ def _reasons(error: ClientError) -> list[str]:
     return [str(reason.get("Code", "None")) for reason in reasons]
 
 
-class DynamoDbConnectionStore:
+class DynamoDbConnectionStore(BlockingConnectionStore):
     """:class:`~bridge_container.connections.store.ConnectionStore` on DynamoDB and Secrets Manager."""
 
     def __init__(self, settings: DynamoDbStoreSettings, dynamodb: Any, secretsmanager: Any) -> None:
@@ -73,11 +70,10 @@ class DynamoDbConnectionStore:
         self._dynamodb = dynamodb
         self._secrets = secretsmanager
 
-    async def _run(self, function: Callable[[], T]) -> T:
-        try:
-            return await asyncio.to_thread(function)
-        except (ClientError, BotoCoreError) as exc:
-            raise StoreError(f"connection store failed: {exc}") from exc
+    backend_errors = (ClientError, BotoCoreError)
+
+    def _store_error(self, exc: Exception) -> StoreError:
+        return StoreError(f"connection store failed: {exc}")
 
     # --- items -------------------------------------------------------------------------------------------------
     def _item(self, connection_id: str) -> dict[str, Any] | None:
@@ -296,23 +292,3 @@ class DynamoDbConnectionStore:
             items.extend(page.get("Items", []))
         records = [self._record(item) for item in items]
         return sorted(records, key=lambda record: (record.created_at, record.connection_id))
-
-    async def create(self, connection_id: str, connection: Connection, account: AccountKey) -> StoredConnection:
-        return await self._run(lambda: self._create(connection_id, connection, account))
-
-    async def replace(
-        self, connection_id: str, connection: Connection, account: AccountKey, expected_version: int
-    ) -> StoredConnection:
-        return await self._run(lambda: self._replace(connection_id, connection, account, expected_version))
-
-    async def delete(self, connection_id: str, expected_version: int) -> None:
-        await self._run(lambda: self._delete(connection_id, expected_version))
-
-    async def get(self, connection_id: str) -> StoredConnection:
-        return await self._run(lambda: self._get(connection_id))
-
-    async def list(self) -> list[StoredConnection]:
-        return await self._run(self._list)
-
-    async def close(self) -> None:
-        return None

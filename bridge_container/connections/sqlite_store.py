@@ -7,7 +7,6 @@ version, so a crash between the two never pairs a record with the wrong secrets.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import fcntl
@@ -16,9 +15,9 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from bridge_container.connections.exceptions import (
     ConnectionConflictError,
@@ -29,6 +28,7 @@ from bridge_container.connections.exceptions import (
 )
 from bridge_container.connections.store import (
     AccountKey,
+    BlockingConnectionStore,
     StorableConnection,
     StoredConnection,
     restore_connection,
@@ -56,7 +56,6 @@ CREATE TABLE IF NOT EXISTS connections (
 """
 _COLUMNS = "connection_id, account_key, version, document, created_at, updated_at"
 
-T = TypeVar("T")
 SecretsByVersion = dict[str, dict[str, dict[str, str]]]  # connection id → version → JSON pointer → value
 
 
@@ -92,7 +91,7 @@ class SecretFile:
         os.replace(temporary, self.path)
 
 
-class SqliteConnectionStore:
+class SqliteConnectionStore(BlockingConnectionStore):
     """:class:`~bridge_container.connections.store.ConnectionStore` on a SQLite file under ``state_dir``."""
 
     def __init__(self, state_dir: Path) -> None:
@@ -130,11 +129,10 @@ class SqliteConnectionStore:
                 raise
             self._db.execute("COMMIT")
 
-    async def _run(self, function: Callable[[], T]) -> T:
-        try:
-            return await asyncio.to_thread(function)
-        except (sqlite3.Error, OSError, ValueError) as exc:
-            raise StoreError(f"embedded connection store failed: {type(exc).__name__}: {exc}") from exc
+    backend_errors = (sqlite3.Error, OSError, ValueError)
+
+    def _store_error(self, exc: Exception) -> StoreError:
+        return StoreError(f"embedded connection store failed: {type(exc).__name__}: {exc}")
 
     def _owner_of(self, account: AccountKey) -> str | None:
         row = self._db.execute(
@@ -252,23 +250,6 @@ class SqliteConnectionStore:
             ).fetchall()
             secrets = self.secrets.read()
             return [self._record(row, secrets) for row in rows]
-
-    async def create(self, connection_id: str, connection: Connection, account: AccountKey) -> StoredConnection:
-        return await self._run(lambda: self._create(connection_id, connection, account))
-
-    async def replace(
-        self, connection_id: str, connection: Connection, account: AccountKey, expected_version: int
-    ) -> StoredConnection:
-        return await self._run(lambda: self._replace(connection_id, connection, account, expected_version))
-
-    async def delete(self, connection_id: str, expected_version: int) -> None:
-        await self._run(lambda: self._delete(connection_id, expected_version))
-
-    async def get(self, connection_id: str) -> StoredConnection:
-        return await self._run(lambda: self._get(connection_id))
-
-    async def list(self) -> list[StoredConnection]:
-        return await self._run(self._list)
 
     async def close(self) -> None:
         with self._thread_lock:

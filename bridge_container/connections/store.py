@@ -7,9 +7,13 @@ main record: the SQLite store keeps them in an owner-only file, the DynamoDB sto
 
 from __future__ import annotations
 
+import abc
+import asyncio
+import builtins
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import ClassVar, Protocol, TypeVar
 
 from pydantic import ValidationError
 
@@ -99,3 +103,62 @@ class ConnectionStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+T = TypeVar("T")
+
+
+class BlockingConnectionStore(abc.ABC):
+    """A :class:`ConnectionStore` over a blocking backend, written once for both stores.
+
+    Each operation runs its blocking twin (``_create`` ...) in a worker thread, so the event loop never waits on
+    the backend; the backend's own errors (``backend_errors``) become :class:`StoreError` (``_store_error``).
+    """
+
+    backend_errors: ClassVar[tuple[type[Exception], ...]]
+
+    @abc.abstractmethod
+    def _store_error(self, exc: Exception) -> StoreError: ...
+
+    @abc.abstractmethod
+    def _create(self, connection_id: str, connection: Connection, account: AccountKey) -> StoredConnection: ...
+
+    @abc.abstractmethod
+    def _replace(
+        self, connection_id: str, connection: Connection, account: AccountKey, expected_version: int
+    ) -> StoredConnection: ...
+
+    @abc.abstractmethod
+    def _delete(self, connection_id: str, expected_version: int) -> None: ...
+
+    @abc.abstractmethod
+    def _get(self, connection_id: str) -> StoredConnection: ...
+
+    @abc.abstractmethod
+    def _list(self) -> builtins.list[StoredConnection]: ...
+
+    async def _run(self, function: Callable[[], T]) -> T:
+        try:
+            return await asyncio.to_thread(function)
+        except self.backend_errors as exc:
+            raise self._store_error(exc) from exc
+
+    async def create(self, connection_id: str, connection: Connection, account: AccountKey) -> StoredConnection:
+        return await self._run(lambda: self._create(connection_id, connection, account))
+
+    async def replace(
+        self, connection_id: str, connection: Connection, account: AccountKey, expected_version: int
+    ) -> StoredConnection:
+        return await self._run(lambda: self._replace(connection_id, connection, account, expected_version))
+
+    async def delete(self, connection_id: str, expected_version: int) -> None:
+        await self._run(lambda: self._delete(connection_id, expected_version))
+
+    async def get(self, connection_id: str) -> StoredConnection:
+        return await self._run(lambda: self._get(connection_id))
+
+    async def list(self) -> builtins.list[StoredConnection]:
+        return await self._run(self._list)
+
+    async def close(self) -> None:
+        return None
