@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-import os
-from collections.abc import Mapping
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from bridge_domain.environment import EnvironmentModel
 
 _LOOPBACK_NAMES = frozenset({"localhost"})
 
@@ -33,10 +33,8 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class Environment(BaseModel):
+class Environment(EnvironmentModel):
     """The validated environment; an invalid one fails the cold start with every problem listed."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
 
     device_status_table: str = Field(alias="DEVICE_STATUS_TABLE", pattern=r"^[a-zA-Z0-9_.-]{3,255}$")
     idempotency_table: str = Field(alias="IDEMPOTENCY_TABLE", pattern=r"^[a-zA-Z0-9_.-]{3,255}$")
@@ -71,7 +69,3 @@ class Environment(BaseModel):
         if self.webhook_url is not None and self.webhook_secret_arn is None:
             raise ValueError(f"{EnvVar.WEBHOOK_URL} needs {EnvVar.WEBHOOK_SECRET_ARN}: every webhook call is signed")
         return self
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Environment:
-        return cls.model_validate({name: environ[name] for name in EnvVar if name in environ})

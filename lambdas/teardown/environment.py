@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from bridge_domain.environment import EnvironmentModel
 
 
 class EnvVar(StrEnum):
@@ -17,15 +17,9 @@ class EnvVar(StrEnum):
     POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
 
 
-class Environment(BaseModel):
+class Environment(EnvironmentModel):
     """The validated environment; an invalid one fails the cold start with every problem listed."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
 
     thing_type_name: str = Field(alias="THING_TYPE_NAME", pattern=r"^[a-zA-Z0-9:_-]{1,128}$")
     service_name: str = Field(alias="POWERTOOLS_SERVICE_NAME", min_length=1)
     metrics_namespace: str = Field(alias="POWERTOOLS_METRICS_NAMESPACE", min_length=1)
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Environment:
-        return cls.model_validate({name: environ[name] for name in EnvVar if name in environ})

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
+from bridge_domain.environment import EnvironmentModel
 from bridge_domain.quotas import CREATE_THING_PER_SEC
 
 # AWS IoT's account quota for CreateThing (and AttachThingPrincipal) calls.
@@ -24,10 +23,8 @@ class EnvVar(StrEnum):
     POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
 
 
-class Environment(BaseModel):
+class Environment(EnvironmentModel):
     """The validated environment; an invalid one fails the cold start with every problem listed."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
 
     thing_type_name: str = Field(alias="THING_TYPE_NAME", pattern=r"^[a-zA-Z0-9:_-]{1,128}$")
     principal_arn: str | None = Field(
@@ -44,7 +41,3 @@ class Environment(BaseModel):
     def _empty_is_unset(cls, value: object) -> object:
         # CloudFormation cannot omit a variable conditionally, so an empty value means "not set".
         return None if value == "" else value
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Environment:
-        return cls.model_validate({name: environ[name] for name in EnvVar if name in environ})
