@@ -1,6 +1,7 @@
 """Exception hierarchy of the bridge service; every error it raises derives from :class:`BridgeError`::
 
 BridgeError
+├── SettingsError                the container's environment is invalid (every problem, each naming its variable)
 ├── MqttError                    an MQTT operation failed
 │   ├── PublishError                 a publish was not written to the broker
 │   └── SubscribeError               a subscription was refused or timed out
@@ -34,9 +35,22 @@ Each component's module documents its own part of the tree in detail."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from bridge_domain.exceptions import FieldIssue
+
 
 class BridgeError(Exception):
     """Base of every error raised by the bridge service."""
+
+
+class SettingsError(BridgeError):
+    """The container's environment is invalid; ``issues`` lists every problem found, each located by variable."""
+
+    def __init__(self, issues: Sequence[FieldIssue]) -> None:
+        self.issues = tuple(issues)
+        # One line: the process logs it once and exits.
+        super().__init__(f"invalid environment ({len(self.issues)} problem(s)): " + "; ".join(map(str, self.issues)))
 
 
 class MqttError(BridgeError):

@@ -11,12 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, Final
+from typing import Final
 
 import boto3
 import orjson
@@ -34,6 +31,7 @@ from bridge_container.metrics import PROMETHEUS_CONTENT_TYPE, EmfEmitter, Uplink
 from bridge_container.mqtt.crt import CrtClientFactory
 from bridge_container.mqtt.port import ClientFactory
 from bridge_container.runtime import ConnectionRuntime, RuntimeSettings
+from bridge_container.settings import ServiceSettings
 from bridge_container.states import ConnectionState
 from bridge_container.tasks import spawn, supervised
 from bridge_domain.connection import Connection, ConnectionConfiguration
@@ -44,52 +42,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CONNECTION_ID: Final = "default"
 SERVER_START_TIMEOUT_SECS: Final = 10.0
-
-
-class EnvVar(StrEnum):
-    """Environment variables of the bridge container (explicit arguments > environment > defaults)."""
-
-    CONFIG_FILE = "BRIDGE_CONFIG_FILE"
-    HTTP_HOST = "BRIDGE_HTTP_HOST"
-    HTTP_PORT = "BRIDGE_HTTP_PORT"
-    TASK_ID = "BRIDGE_TASK_ID"
-    REGISTRATION_FUNCTION = "BRIDGE_REGISTRATION_FUNCTION"
-    DRAIN_DEADLINE_SECS = "BRIDGE_DRAIN_DEADLINE_SECS"
-    EMF_INTERVAL_SECS = "BRIDGE_EMF_INTERVAL_SECS"
-    LOG_LEVEL = "BRIDGE_LOG_LEVEL"
-    LIFT_RATE_LIMITS = "BRIDGE_LIFT_RATE_LIMITS"  # benchmarks against a local broker only
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceSettings:
-    """Process-level settings; a connection's own settings live in its configuration."""
-
-    task_id: str
-    host: str = "127.0.0.1"
-    port: int = 8080
-    config_file: str | None = None
-    registration_function: str | None = None
-    drain_deadline_secs: float = 20.0
-    emf_interval_secs: float = 60.0  # 0 turns the EMF lines off
-    log_level: str = "INFO"
-    lift_rate_limits: bool = False
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **explicit: Any) -> ServiceSettings:
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {
-            "task_id": env.get(EnvVar.TASK_ID) or socket.gethostname(),
-            "host": env.get(EnvVar.HTTP_HOST) or "127.0.0.1",
-            "port": int(env.get(EnvVar.HTTP_PORT) or 8080),
-            "config_file": env.get(EnvVar.CONFIG_FILE) or None,
-            "registration_function": env.get(EnvVar.REGISTRATION_FUNCTION) or None,
-            "drain_deadline_secs": float(env.get(EnvVar.DRAIN_DEADLINE_SECS) or 20.0),
-            "emf_interval_secs": float(env.get(EnvVar.EMF_INTERVAL_SECS) or 60.0),
-            "log_level": env.get(EnvVar.LOG_LEVEL) or "INFO",
-            "lift_rate_limits": (env.get(EnvVar.LIFT_RATE_LIMITS) or "").lower() in ("1", "true", "yes"),
-        }
-        values.update({key: value for key, value in explicit.items() if value is not None})
-        return cls(**values)
 
 
 ConnectionsApiBuilder = Callable[[ConnectionHost], ConnectionsApi]

@@ -12,7 +12,9 @@ from pydantic import BaseModel, ConfigDict
 class EnvironmentModel(BaseModel):
     """A frozen view of the environment: each field's alias is the name of the variable it is read from.
 
-    Variables the model does not know are ignored: a process's environment holds far more than its own settings.
+    Precedence, written here once: an explicit argument (not ``None``) > the variable (not empty: CloudFormation
+    cannot omit a variable conditionally, so an empty one means unset) > the field's default. Variables the model
+    does not read are ignored: a process's environment holds far more than its own settings.
     """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
@@ -23,6 +25,18 @@ class EnvironmentModel(BaseModel):
         return frozenset(field.alias for field in cls.model_fields.values() if field.alias is not None)
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> Self:
-        """Validate the variables of ``environ`` this model reads; a ``ValidationError`` lists every problem."""
-        return cls.model_validate({name: environ[name] for name in cls.variable_names() if name in environ})
+    def variables_of(cls, environ: Mapping[str, str], **explicit: object) -> dict[str, object]:
+        """The input of this model, keyed by variable name: explicit arguments (by field name) over ``environ``."""
+        values: dict[str, object] = {name: environ[name] for name in cls.variable_names() if environ.get(name)}
+        for field_name, value in explicit.items():
+            field = cls.model_fields.get(field_name)
+            if field is None or field.alias is None:
+                raise TypeError(f"{cls.__name__} has no setting {field_name!r}")
+            if value is not None:
+                values[field.alias] = value
+        return values
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] = os.environ, **explicit: object) -> Self:
+        """The validated settings; a pydantic ``ValidationError`` lists every problem, located by variable name."""
+        return cls.model_validate(cls.variables_of(environ, **explicit))

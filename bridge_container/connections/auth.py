@@ -11,17 +11,16 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from bridge_container.connections.exceptions import AdminTokenError
+from bridge_container.settings import ConnectionsSettings, EnvVar
 
 logger = logging.getLogger(__name__)
 
-ADMIN_TOKEN_ENV = "BRIDGE_ADMIN_TOKEN"  # noqa: S105 - a variable name, not a token
-ADMIN_TOKEN_SECRET_ENV = "BRIDGE_ADMIN_TOKEN_SECRET"  # noqa: S105 - a variable name
 SECRET_REFRESH_SECS = 300.0  # a rotated token is picked up within five minutes
 MIN_TOKEN_CHARS = 16
 
@@ -75,17 +74,17 @@ def _token_of(secret_string: str) -> str | None:
     return secret_string or None
 
 
-def token_source_from_env(environ: Mapping[str, str], secretsmanager: Callable[[], Any]) -> TokenSource:
-    secret_id = environ.get(ADMIN_TOKEN_SECRET_ENV)
-    if secret_id:
-        return SecretsManagerToken(secret_id, secretsmanager)
-    token = environ.get(ADMIN_TOKEN_ENV)
+def token_source(settings: ConnectionsSettings, secretsmanager: Callable[[], Any]) -> TokenSource:
+    """The admin token's secret when one is named, else the token itself (or none: every request refused)."""
+    if settings.admin_token_secret:
+        return SecretsManagerToken(settings.admin_token_secret, secretsmanager)
+    token = settings.admin_token.get_secret_value() if settings.admin_token is not None else None
     if not token:
         logger.warning(
-            "no %s or %s: the Connections API refuses every request", ADMIN_TOKEN_ENV, ADMIN_TOKEN_SECRET_ENV
+            "no %s or %s: the Connections API refuses every request", EnvVar.ADMIN_TOKEN, EnvVar.ADMIN_TOKEN_SECRET
         )
     elif len(token) < MIN_TOKEN_CHARS:
-        logger.warning("%s is shorter than %d characters; use a long random token", ADMIN_TOKEN_ENV, MIN_TOKEN_CHARS)
+        logger.warning("%s is shorter than %d characters; use a long random token", EnvVar.ADMIN_TOKEN, MIN_TOKEN_CHARS)
     return StaticToken(token)
 
 

@@ -25,6 +25,7 @@ from bridge_container.connections.exceptions import (
 from bridge_container.connections.host import ConnectionHost
 from bridge_container.connections.store import ConnectionStore, StoredConnection
 from bridge_container.exceptions import UnknownConnectionError
+from bridge_container.settings import DEFAULT_SYNC_INTERVAL_SECS
 from bridge_container.states import ConnectionState
 from bridge_container.tasks import spawn
 from bridge_domain.connection import CONNECTOR_ID, Connection
@@ -35,8 +36,6 @@ from bridge_domain.secrets import SecretFetcher
 logger = logging.getLogger(__name__)
 
 DOCUMENT_PATH = "(document)"
-# How soon a change made through another bridge task is applied here.
-DEFAULT_SYNC_INTERVAL_SECS = 30.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,7 @@ from bridge_container.connections.store import (
     restore_connection,
     utc_now,
 )
+from bridge_container.settings import DEFAULT_CONNECTION_SECRETS_PREFIX
 from bridge_domain.connection import Connection
 from bridge_domain.naming import CREATED_BY_ATTRIBUTE, CREATED_BY_VALUE
 
@@ -41,7 +42,6 @@ CLAIM_PREFIX = "account#"
 RECORD_CONNECTION = "connection"
 RECORD_CLAIM = "account-claim"
 DELETED_SECRET_RECOVERY_DAYS = 7
-DEFAULT_SECRET_PREFIX = "aws-iot-bridge/connections/"  # noqa: S105 - a name prefix, not a secret
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +49,7 @@ class DynamoDbStoreSettings:
     """Where the deployed store lives."""
 
     table_name: str
-    secret_name_prefix: str = DEFAULT_SECRET_PREFIX
+    secret_name_prefix: str = DEFAULT_CONNECTION_SECRETS_PREFIX
 
 
 def _claim_key(account: AccountKey) -> str:

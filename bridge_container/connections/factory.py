@@ -1,66 +1,30 @@
-"""Assemble the Connections API from the environment: the store, the admin token, STS, and the router.
+"""Assemble the Connections API from its settings: the store, the admin token, STS, and the router.
 
-Environment (explicit settings > environment > defaults):
-
-* ``BRIDGE_CONNECTIONS_TABLE``: DynamoDB table (key ``connectionId``); when set, connections live there and their
-  secret values in Secrets Manager under ``BRIDGE_CONNECTIONS_SECRET_PREFIX`` (default
-  ``aws-iot-bridge/connections/``). When unset, the embedded SQLite store in ``BRIDGE_STATE_DIR`` (default
-  ``.state``) is used.
-* ``BRIDGE_ADMIN_TOKEN_SECRET`` / ``BRIDGE_ADMIN_TOKEN``: the admin token (see :mod:`.auth`).
-* ``BRIDGE_CONNECTIONS_SYNC_SECS``: how often each task re-reads the store (default 30).
+The settings (:class:`~bridge_container.settings.ConnectionsSettings`) come from the environment: the DynamoDB
+table (key ``connectionId``) or the embedded SQLite store's directory, the prefix of the connections' secrets, the
+sync interval and the admin token (see :mod:`.auth`).
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import boto3
 from fastapi import APIRouter
 
 from bridge_container.connections.accounts import StsAccountResolver
-from bridge_container.connections.auth import AdminAuth, token_source_from_env
-from bridge_container.connections.catalog import DEFAULT_SYNC_INTERVAL_SECS, CatalogSettings, ConnectionCatalog
-from bridge_container.connections.dynamodb_store import (
-    DEFAULT_SECRET_PREFIX,
-    DynamoDbConnectionStore,
-    DynamoDbStoreSettings,
-)
+from bridge_container.connections.auth import AdminAuth, token_source
+from bridge_container.connections.catalog import CatalogSettings, ConnectionCatalog
+from bridge_container.connections.dynamodb_store import DynamoDbConnectionStore, DynamoDbStoreSettings
 from bridge_container.connections.host import ConnectionHost
 from bridge_container.connections.router import build_router
 from bridge_container.connections.sqlite_store import SqliteConnectionStore
 from bridge_container.connections.store import ConnectionStore
+from bridge_container.settings import ConnectionsSettings
 from bridge_domain.secrets import secrets_manager_fetcher
-
-TABLE_ENV = "BRIDGE_CONNECTIONS_TABLE"
-SECRET_PREFIX_ENV = "BRIDGE_CONNECTIONS_SECRET_PREFIX"  # noqa: S105 - a variable name
-STATE_DIR_ENV = "BRIDGE_STATE_DIR"
-SYNC_SECS_ENV = "BRIDGE_CONNECTIONS_SYNC_SECS"
-DEFAULT_STATE_DIR = ".state"
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionsSettings:
-    """Where connections are stored and how often each task follows the store."""
-
-    table_name: str | None = None
-    secret_name_prefix: str = DEFAULT_SECRET_PREFIX
-    state_dir: Path = Path(DEFAULT_STATE_DIR)
-    sync_interval_secs: float = DEFAULT_SYNC_INTERVAL_SECS
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ConnectionsSettings:
-        env = os.environ if environ is None else environ
-        return cls(
-            table_name=env.get(TABLE_ENV) or None,
-            secret_name_prefix=env.get(SECRET_PREFIX_ENV) or DEFAULT_SECRET_PREFIX,
-            state_dir=Path(env.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR),
-            sync_interval_secs=float(env.get(SYNC_SECS_ENV) or DEFAULT_SYNC_INTERVAL_SECS),
-        )
 
 
 def _client_factory(service: str) -> Callable[[], Any]:
@@ -96,8 +60,9 @@ def build_connections_api(
     settings: ConnectionsSettings | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> ConnectionsApi:
-    env = os.environ if environ is None else environ
-    settings = settings or ConnectionsSettings.from_env(env)
+    """The API over ``runtimes``; without ``settings``, they are read from ``environ`` (``os.environ``)."""
+    if settings is None:
+        settings = ConnectionsSettings.from_env(environ)
     secretsmanager = _client_factory("secretsmanager")
     catalog = ConnectionCatalog(
         open_store(settings, secretsmanager),
@@ -106,5 +71,5 @@ def build_connections_api(
         fetch_secret=lambda reference: secrets_manager_fetcher(secretsmanager())(reference),
         settings=CatalogSettings(sync_interval_secs=settings.sync_interval_secs),
     )
-    auth = AdminAuth(token_source_from_env(env, secretsmanager))
+    auth = AdminAuth(token_source(settings, secretsmanager))
     return ConnectionsApi(catalog=catalog, router=build_router(catalog, auth))

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from bridge_container.connections.factory import STATE_DIR_ENV
+from bridge_container.settings import EnvVar, ServiceSettings
 
 DOCUMENT_PATH = Path("openapi/bridge.json")
 
@@ -25,22 +25,22 @@ DOCUMENT_PATH = Path("openapi/bridge.json")
 @contextlib.contextmanager
 def _scratch_state_dir() -> Iterator[None]:
     """The Connections API opens its store when composed: point it at a throwaway directory."""
-    saved = os.environ.get(STATE_DIR_ENV)
+    saved = os.environ.get(EnvVar.STATE_DIR)
     with tempfile.TemporaryDirectory() as scratch:
-        os.environ[STATE_DIR_ENV] = scratch
+        os.environ[EnvVar.STATE_DIR] = scratch
         try:
             yield
         finally:
             if saved is None:
-                os.environ.pop(STATE_DIR_ENV, None)
+                os.environ.pop(EnvVar.STATE_DIR, None)
             else:
-                os.environ[STATE_DIR_ENV] = saved
+                os.environ[EnvVar.STATE_DIR] = saved
 
 
 def build_document() -> dict[str, Any]:
     # imported here: the service imports this package's factory, and the document needs the whole service
     from bridge_container.connections.factory import build_connections_api
-    from bridge_container.service import BridgeService, ServiceSettings
+    from bridge_container.service import BridgeService
 
     with _scratch_state_dir():
         logging.disable(logging.WARNING)  # no admin token is configured here, and that is fine for a document

@@ -45,12 +45,6 @@ class Environment(EnvironmentModel):
     service_name: str = Field(alias="POWERTOOLS_SERVICE_NAME", min_length=1)
     metrics_namespace: str = Field(alias="POWERTOOLS_METRICS_NAMESPACE", min_length=1)
 
-    @field_validator("webhook_url", "webhook_secret_arn", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        # CloudFormation cannot omit a variable conditionally, so an empty value means "not set".
-        return None if value == "" else value
-
     @field_validator("webhook_url")
     @classmethod
     def _https_only(cls, value: str | None) -> str | None:

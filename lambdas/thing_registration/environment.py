@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from bridge_domain.environment import EnvironmentModel
 from bridge_domain.quotas import CREATE_THING_PER_SEC
@@ -35,9 +35,3 @@ class Environment(EnvironmentModel):
     )
     service_name: str = Field(alias="POWERTOOLS_SERVICE_NAME", min_length=1)
     metrics_namespace: str = Field(alias="POWERTOOLS_METRICS_NAMESPACE", min_length=1)
-
-    @field_validator("principal_arn", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        # CloudFormation cannot omit a variable conditionally, so an empty value means "not set".
-        return None if value == "" else value

@@ -12,7 +12,8 @@ from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
 
 from bridge_container import __main__ as entry
-from bridge_container.service import BridgeService, ServiceSettings
+from bridge_container.service import BridgeService
+from bridge_container.settings import ServiceSettings
 from bridge_container.tasks import spawn, supervised
 from devtools.ports import free_port
 

@@ -14,12 +14,14 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from moto import mock_aws
+from pydantic import SecretStr
 from schemathesis import GenerationMode, checks
 from schemathesis.core.result import Ok
 
-from bridge_container.connections.factory import ConnectionsSettings, build_connections_api
+from bridge_container.connections.factory import build_connections_api
 from bridge_container.connections.openapi import DOCUMENT_PATH
-from bridge_container.service import BridgeService, ServiceSettings
+from bridge_container.service import BridgeService
+from bridge_container.settings import ConnectionsSettings, ServiceSettings
 from devtools.broker import LocalBroker
 from devtools.pki import DevPki
 from devtools.ports import free_port, wait_for_port
@@ -44,12 +46,10 @@ class ThreadedBridge:
 
     def __init__(self, state_dir: Path) -> None:
         settings = ServiceSettings(task_id="schemathesis", port=free_port(), emf_interval_secs=0, drain_deadline_secs=1)
-        stored = ConnectionsSettings(state_dir=state_dir)
+        stored = ConnectionsSettings(state_dir=state_dir, admin_token=SecretStr(ADMIN_TOKEN))
         self.service = BridgeService(
             settings,
-            connections_api=lambda runtimes: build_connections_api(
-                runtimes, stored, environ={"BRIDGE_ADMIN_TOKEN": ADMIN_TOKEN}
-            ),
+            connections_api=lambda runtimes: build_connections_api(runtimes, stored),
         )
         self.url = f"http://127.0.0.1:{settings.port}"
         self._loop = asyncio.new_event_loop()

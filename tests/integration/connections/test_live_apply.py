@@ -12,9 +12,11 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from pydantic import SecretStr
 
-from bridge_container.connections.factory import ConnectionsSettings, build_connections_api
-from bridge_container.service import BridgeService, ServiceSettings
+from bridge_container.connections.factory import build_connections_api
+from bridge_container.service import BridgeService
+from bridge_container.settings import ConnectionsSettings, ServiceSettings
 from bridge_container.states import ConnectionState
 from bridge_domain.topics import TopicPattern
 from devtools.broker import LocalBroker
@@ -43,12 +45,10 @@ class Bridge:
 
     def __init__(self, state_dir: Path, task_id: str) -> None:
         settings = ServiceSettings(task_id=task_id, port=free_port(), emf_interval_secs=0, drain_deadline_secs=2)
-        stored = ConnectionsSettings(state_dir=state_dir)
+        stored = ConnectionsSettings(state_dir=state_dir, admin_token=SecretStr(ADMIN_TOKEN))
         self.service = BridgeService(
             settings,
-            connections_api=lambda runtimes: build_connections_api(
-                runtimes, stored, environ={"BRIDGE_ADMIN_TOKEN": ADMIN_TOKEN}
-            ),
+            connections_api=lambda runtimes: build_connections_api(runtimes, stored),
         )
         self.url = f"http://127.0.0.1:{settings.port}"
         self.http = httpx.AsyncClient(

@@ -10,7 +10,8 @@ import pytest
 
 from bridge_container.connections.factory import build_connections_api
 from bridge_container.connections.openapi import DOCUMENT_PATH
-from bridge_container.service import BridgeService, ServiceSettings
+from bridge_container.service import BridgeService
+from bridge_container.settings import ServiceSettings
 from devtools.ports import free_port
 from tests.integration.connections.conftest import ServedApp
 

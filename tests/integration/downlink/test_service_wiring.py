@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from bridge_container.service import BridgeService, ServiceSettings
+from bridge_container.service import BridgeService
+from bridge_container.settings import ServiceSettings
 from bridge_domain.connection import Connection
 from devtools.broker import LocalBroker
 from devtools.local_lns import LocalLns

@@ -14,7 +14,7 @@ from bridge_container.logs import JsonFormatter
 from bridge_container.metrics import EmfEmitter, UplinkMetrics, new_registry, render
 from bridge_container.mqtt.crt import classify_failure
 from bridge_container.mqtt.port import ReconnectSettings, client_settings
-from bridge_container.service import ServiceSettings
+from bridge_container.settings import ServiceSettings
 from bridge_container.states import ConnectionState, pool_state
 from bridge_domain.connection import ConnectionConfiguration
 
