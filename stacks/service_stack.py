@@ -11,7 +11,7 @@ from constructs import Construct
 
 from stacks.config import BridgeDeployment
 from stacks.constructs.bridge_identity import BridgeIdentity
-from stacks.constructs.bridge_service import BridgeService, ServiceInputs
+from stacks.constructs.bridge_service import BridgeFargateService, ServiceInputs
 from stacks.constructs.iot_endpoint import IotDataEndpoint
 from stacks.constructs.log_retention import retention_days
 from stacks.constructs.network import BridgeNetwork
@@ -38,7 +38,7 @@ class ServiceStack(Stack):
         endpoint = None  # accountPrefix names the endpoint (e.g. another account's, reached with access keys)
         if deployment.configuration.account_prefix is None:
             endpoint = IotDataEndpoint(self, "IotEndpoint", log_retention=retention).endpoint
-        self.bridge = BridgeService(
+        self.bridge = BridgeFargateService(
             self,
             "Bridge",
             deployment=deployment,

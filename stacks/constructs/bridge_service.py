@@ -23,6 +23,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from bridge_container.settings import DEFAULT_CONNECTION_SECRETS_PREFIX, EnvVar
 from bridge_domain.secrets import SecretsManagerRef
 from lambdas.bridge_certificate.properties import SecretKey
 from stacks.config import BridgeDeployment
@@ -56,16 +57,15 @@ DEREGISTRATION_DELAY = Duration.seconds(30)
 SCALE_OUT_COOLDOWN = Duration.seconds(60)
 SCALE_IN_COOLDOWN = Duration.minutes(5)
 ADMIN_TOKEN_CHARS = 48
-# The Connections API keeps each connection's secrets under this name prefix (bridge_container.connections).
-CONNECTION_SECRETS_PREFIX = "aws-iot-bridge/connections/"
+# The Connections API keeps each connection's secrets under this name prefix (the bridge's default).
+CONNECTION_SECRETS_PREFIX = DEFAULT_CONNECTION_SECRETS_PREFIX
 DOCKERFILE = "bridge_container/Dockerfile"
 DOCKER_IGNORE_FILE = REPOSITORY_ROOT / "bridge_container" / "Dockerfile.dockerignore"
 BRIDGE_CONTAINER = "bridge"
 CONFIG_VOLUME = "bridge-run"
-CONNECTION_DOCUMENT_ENV = "BRIDGE_CONNECTION_DOCUMENT"
 WRITE_CONFIG_SCRIPT = (
     "import os, pathlib; "
-    "pathlib.Path(os.environ['BRIDGE_CONFIG_FILE']).write_text(os.environ['BRIDGE_CONNECTION_DOCUMENT'])"
+    f"pathlib.Path(os.environ['{EnvVar.CONFIG_FILE}']).write_text(os.environ['{EnvVar.CONNECTION_DOCUMENT}'])"
 )
 HEALTH_CHECK_SCRIPT = (
     f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{CONTAINER_PORT}{HEALTH_CHECK_PATH}', timeout=3)"
@@ -100,7 +100,7 @@ def _secret_from_reference(scope: Construct, construct_id: str, reference: Secre
     return secretsmanager.Secret.from_secret_partial_arn(scope, construct_id, secret_id)
 
 
-class BridgeService(Construct):
+class BridgeFargateService(Construct):
     """Cluster, task, service, load balancer and scaling of the bridge."""
 
     def __init__(
@@ -203,8 +203,8 @@ class BridgeService(Construct):
             essential=False,
             entry_point=["python", "-c", WRITE_CONFIG_SCRIPT],
             environment={
-                "BRIDGE_CONFIG_FILE": CONFIG_FILE,
-                CONNECTION_DOCUMENT_ENV: Stack.of(self).to_json_string(connection.document),
+                EnvVar.CONFIG_FILE: CONFIG_FILE,
+                EnvVar.CONNECTION_DOCUMENT: Stack.of(self).to_json_string(connection.document),
             },
             logging=log_driver,
         )
@@ -217,15 +217,15 @@ class BridgeService(Construct):
             essential=True,
             port_mappings=[ecs.PortMapping(container_port=CONTAINER_PORT, protocol=ecs.Protocol.TCP)],
             environment={
-                "BRIDGE_CONFIG_FILE": CONFIG_FILE,
-                "BRIDGE_HTTP_HOST": "0.0.0.0",  # noqa: S104 - inside the task; the load balancer is the front door
-                "BRIDGE_HTTP_PORT": str(CONTAINER_PORT),
-                "BRIDGE_REGISTRATION_FUNCTION": inputs.registration_function.function_name,
-                "BRIDGE_ADMIN_TOKEN_SECRET": self.admin_token.secret_arn,
-                "BRIDGE_CONNECTIONS_TABLE": inputs.connections_table.table_name,
-                "BRIDGE_DRAIN_DEADLINE_SECS": str(DRAIN_DEADLINE.to_seconds()),
-                "AWS_REGION": region,
-                "AWS_DEFAULT_REGION": region,
+                EnvVar.CONFIG_FILE: CONFIG_FILE,
+                EnvVar.HTTP_HOST: "0.0.0.0",  # noqa: S104 - inside the task; the load balancer is the front door
+                EnvVar.HTTP_PORT: str(CONTAINER_PORT),
+                EnvVar.REGISTRATION_FUNCTION: inputs.registration_function.function_name,
+                EnvVar.ADMIN_TOKEN_SECRET: self.admin_token.secret_arn,
+                EnvVar.CONNECTIONS_TABLE: inputs.connections_table.table_name,
+                EnvVar.DRAIN_DEADLINE_SECS: str(DRAIN_DEADLINE.to_seconds()),
+                EnvVar.AWS_REGION: region,
+                EnvVar.AWS_DEFAULT_REGION: region,
             },
             secrets=secrets,
             health_check=ecs.HealthCheck(
