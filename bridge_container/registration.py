@@ -208,7 +208,7 @@ class InProcessBackend:
             aws_secret_access_key=reveal(config.secret_access_key),
             region_name=config.region,
         )
-        # botocore's own retries would bypass register_things' rate buckets.
+        # botocore's own retries would bypass register_things' rate limits.
         return session.client("iot", config=Config(retries=dict(CLIENT_RETRIES)))
 
     async def register(self, dev_euis: Sequence[str]) -> list[RegistrationResult]:

@@ -13,9 +13,9 @@ Outcomes per DevEUI:
 * ``failed``: with a reason: invalid DevEUI, a thing of another type holds the name, retries exhausted, ...
 
 Throttling and transient server errors are retried with capped, jittered exponential backoff. Every call, retries
-included, takes a token from a per-operation bucket first, so CreateThing and AttachThingPrincipal each stay at
-``max_calls_per_sec``. The client passed in must have botocore's own retries off (``CLIENT_RETRIES``): botocore
-retrying a throttled CreateThing by itself would bypass the bucket.
+included, takes a grant from a per-operation :class:`~bridge_domain.ratelimit.WindowedRate` first, so CreateThing
+and AttachThingPrincipal each stay at ``max_calls_per_sec``. The client passed in must have botocore's own retries
+off (``CLIENT_RETRIES``): botocore retrying a throttled CreateThing by itself would bypass the limit.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from botocore.exceptions import ConnectionError as BotocoreConnectionError
 from bridge_domain.exceptions import BridgeDomainError, InvalidDevEuiError
 from bridge_domain.naming import CREATED_BY_ATTRIBUTE, CREATED_BY_VALUE, DEV_EUI_ATTRIBUTE, thing_name
 from bridge_domain.quotas import CREATE_THING_PER_SEC
-from bridge_domain.ratelimit import TokenBucket
+from bridge_domain.ratelimit import WindowedRate
 
 logger = logging.getLogger(__name__)
 
@@ -100,26 +100,26 @@ def _error_code(exc: ClientError) -> tuple[str, str]:
 
 @dataclass(slots=True)
 class _Registrar:
-    """One registration run: the client, one token bucket per rate-limited operation, clock and sleep."""
+    """One registration run: the client, one rate limit per rate-limited operation, clock and sleep."""
 
     client: Any
     settings: RegistrationSettings
     clock: Callable[[], float]
     sleep: Callable[[float], None]
-    buckets: dict[str, TokenBucket] = field(init=False)
+    limits: dict[str, WindowedRate] = field(init=False)
 
     def __post_init__(self) -> None:
-        # A burst of 1 spaces the calls 1/rate apart, so no 1-second window ever holds more than the rate.
+        # A burst of 1 spaces the calls 1/rate apart; the window keeps every rolling second at the rate.
         rate = self.settings.max_calls_per_sec
-        self.buckets = {
-            "create_thing": TokenBucket(rate_per_sec=rate, burst=1),
-            "attach_thing_principal": TokenBucket(rate_per_sec=rate, burst=1),
-            "describe_thing": TokenBucket(rate_per_sec=DESCRIBE_CALLS_PER_SEC, burst=1),
+        self.limits = {
+            "create_thing": WindowedRate.per_sec(rate),
+            "attach_thing_principal": WindowedRate.per_sec(rate),
+            "describe_thing": WindowedRate.per_sec(DESCRIBE_CALLS_PER_SEC),
         }
 
     def _acquire(self, operation: str) -> None:
-        bucket = self.buckets[operation]
-        while (wait_secs := bucket.try_acquire(self.clock())) > 0:
+        limit = self.limits[operation]
+        while (wait_secs := limit.try_take(self.clock())) > 0:
             self.sleep(wait_secs)
 
     def _backoff_secs(self, attempt: int) -> float:
@@ -215,7 +215,7 @@ def register_things(
 ) -> list[RegistrationResult]:
     """Register a thing per DevEUI; one result per input, in input order (a repeated DevEUI is done once).
 
-    Synchronous and single-threaded: the calls are spaced by the token buckets, and the rate is what bounds the
+    Synchronous and single-threaded: the calls are spaced by the rate limits, and the rate is what bounds the
     throughput anyway. AWS errors are per DevEUI; botocore errors that would fail every DevEUI alike (no
     credentials, invalid parameters) and unexpected exceptions escape.
     """

@@ -6,11 +6,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from bridge_domain.ratelimit import TokenBucket
+from bridge_domain.ratelimit import WindowedRate
 
 
 class RateGate:
-    """At most ``rate_per_sec`` passes a second across all threads (burst 1: passes are spaced 1/rate apart)."""
+    """At most ``rate_per_sec`` passes in any second across all threads (burst 1: passes are spaced 1/rate apart)."""
 
     def __init__(
         self,
@@ -19,7 +19,7 @@ class RateGate:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self._bucket = TokenBucket(rate_per_sec=rate_per_sec, burst=1)
+        self._rate = WindowedRate.per_sec(rate_per_sec)
         self._lock = threading.Lock()
         self._clock = clock
         self._sleep = sleep
@@ -29,7 +29,7 @@ class RateGate:
         while True:
             with self._lock:
                 now = self._clock()
-                wait_secs = self._bucket.try_acquire(now)
+                wait_secs = self._rate.try_take(now)
             if wait_secs <= 0:
                 return now
             # Sleep outside the lock: the other threads may compute their own waits meanwhile.

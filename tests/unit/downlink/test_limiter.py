@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from bridge_container.downlink.limiter import RateLimiter, RateSettings
@@ -13,11 +15,13 @@ class VirtualTime:
     def __init__(self, lateness_secs: float = 0.0) -> None:
         self.now = 1000.0
         self.lateness_secs = lateness_secs
+        self.sleeps: list[float] = []
 
     def clock(self) -> float:
         return self.now
 
     async def sleep(self, secs: float) -> None:
+        self.sleeps.append(secs)
         self.now += secs + self.lateness_secs
 
 
@@ -71,3 +75,72 @@ def test_the_default_burst_is_a_twentieth_of_the_rate_and_at_least_one() -> None
 def test_a_rate_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         RateLimiter(RateSettings(0))
+
+
+async def test_one_per_second_grants_one_a_second() -> None:
+    time = VirtualTime()
+    limiter = RateLimiter(RateSettings(rate_per_sec=1), clock=time.clock, sleep=time.sleep)
+    times = await grant_times(limiter, time, 5)
+    assert [moment - times[0] for moment in times] == pytest.approx([0.0, 1.0, 2.0, 3.0, 4.0], abs=1e-6)
+
+
+async def test_never_sleeps_less_than_a_millisecond() -> None:
+    time = VirtualTime()
+    limiter = RateLimiter(RateSettings(rate_per_sec=1), clock=time.clock, sleep=time.sleep)
+    await limiter.acquire()
+    time.now += 1.0 - 1e-6  # the next grant is a microsecond away
+    await limiter.acquire()
+    assert time.sleeps == [0.001]
+
+
+class SteppedTime:
+    """A clock the test moves; sleepers wake, in the order they fell asleep, only when the test says so."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, secs: float) -> None:
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers.append((self.now + secs, woken))
+        await woken
+
+    def wake_next(self) -> None:
+        """Move the clock to the earliest sleeper's wake-up time (if later) and wake every sleeper due by then."""
+        self.now = max(self.now, min(at for at, _ in self._sleepers))
+        due = [woken for at, woken in self._sleepers if at <= self.now]
+        self._sleepers = [(at, woken) for at, woken in self._sleepers if at > self.now]
+        for woken in due:
+            woken.set_result(None)
+
+
+async def run_loop(turns: int = 10) -> None:
+    for _ in range(turns):
+        await asyncio.sleep(0)
+
+
+async def test_a_request_arriving_when_a_grant_frees_up_queues_behind_the_waiting_ones() -> None:
+    time = SteppedTime()
+    limiter = RateLimiter(RateSettings(rate_per_sec=1), clock=time.clock, sleep=time.sleep)
+    order: list[int] = []
+
+    async def request(number: int) -> None:
+        await limiter.acquire()
+        order.append(number)
+
+    async with asyncio.timeout(5), asyncio.TaskGroup() as tasks:
+        for number in range(3):
+            tasks.create_task(request(number))
+        await run_loop()
+        assert order == [0]
+        time.now = 1.0  # a grant is free, but the waiting requests have not woken up yet
+        tasks.create_task(request(3))
+        await run_loop()
+        for _ in range(3):
+            time.wake_next()
+            await run_loop()
+
+    assert order == [0, 1, 2, 3]

@@ -12,6 +12,7 @@ import pytest
 from aws_lambda_powertools import Metrics
 
 from bridge_domain.naming import CREATED_BY_ATTRIBUTE, CREATED_BY_VALUE, DEV_EUI_ATTRIBUTE
+from bridge_domain.quotas import DELETE_THING_PER_SEC
 from lambdas.teardown import logic
 from lambdas.teardown.environment import Environment, EnvVar
 from lambdas.teardown.exceptions import InvalidRequestError, TeardownStuckError
@@ -212,6 +213,16 @@ def test_the_gate_keeps_every_thread_within_the_rate() -> None:
 
     assert len(grants) == 200
     assert max_calls_in_any_second(grants) <= 15
+
+
+def test_the_gate_passes_at_the_delete_quota_and_not_above() -> None:
+    clock = FakeClock()
+    gate = RateGate(DELETE_THING_PER_SEC, clock=clock, sleep=clock.sleep)
+
+    grants = [gate.wait() for _ in range(61)]
+
+    assert max_calls_in_any_second(grants) == DELETE_THING_PER_SEC
+    assert grants[-1] - grants[0] == pytest.approx(60 / DELETE_THING_PER_SEC, abs=1e-6)
 
 
 @pytest.fixture
