@@ -35,8 +35,8 @@ from bridge_container.downlink.service import DownlinkService
 from bridge_container.metrics import UplinkMetrics
 from bridge_container.mqtt.crt import CrtClientFactory
 from bridge_container.mqtt.port import ClientCallbacks, InboundMessage, MqttClient
-from bridge_container.pool import MqttPool, PoolSettings
 from bridge_container.states import ConnectionState
+from bridge_container.uplink.pool import MqttPool, PoolSettings
 from bridge_domain.connection import Connection, ConnectionConfiguration
 from devtools.broker import LocalBroker
 from devtools.local_lns import LocalLns

@@ -19,9 +19,9 @@ from bridge_container.downlink.service import DownlinkService
 from bridge_container.ingress.pipeline import UplinkIngress
 from bridge_container.metrics import UplinkMetrics
 from bridge_container.mqtt.port import ClientFactory
-from bridge_container.pool import MqttPool, PoolSettings, Uplink
 from bridge_container.registration import build_registrar
 from bridge_container.states import ConnectionState
+from bridge_container.uplink.pool import MqttPool, PoolSettings, Uplink
 from bridge_domain.connection import Connection, ConnectionConfiguration
 
 logger = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ import pytest
 from bridge_container.metrics import UplinkMetrics, new_registry
 from bridge_container.mqtt.crt import CrtClientFactory
 from bridge_container.mqtt.port import ReconnectSettings
-from bridge_container.pool import MqttPool, PoolSettings
 from bridge_container.states import ConnectionState
+from bridge_container.uplink.pool import MqttPool, PoolSettings
 from devtools.broker import LocalBroker
 from devtools.pki import DevPki
 from devtools.ports import free_port

@@ -53,7 +53,12 @@ def test_only_the_adapter_imports_awscrt() -> None:
 
 @pytest.mark.parametrize(
     "module",
-    ["bridge_container.pool", "bridge_container.downlink.service", "bridge_container.ingress.pipeline"],
+    [
+        "bridge_container.uplink.pool",
+        "bridge_container.uplink.limits",
+        "bridge_container.downlink.service",
+        "bridge_container.ingress.pipeline",
+    ],
 )
 def test_core_imports_without_awscrt(module: str) -> None:
     blocker = (

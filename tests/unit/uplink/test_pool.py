@@ -8,14 +8,14 @@ from collections.abc import Callable
 import pytest
 from prometheus_client import CollectorRegistry
 
-from bridge_container import pool as pool_module
 from bridge_container.exceptions import PoolClosedError, PublishError
 from bridge_container.metrics import UplinkMetrics, new_registry
 from bridge_container.mqtt.port import InboundMessage
 from bridge_container.mqtt.subscriptions import topic_matches
-from bridge_container.pool import MqttPool, PoolSettings
-from bridge_container.rates import RateLimits
 from bridge_container.states import ConnectionState
+from bridge_container.uplink import pool as pool_module
+from bridge_container.uplink.limits import RateLimits
+from bridge_container.uplink.pool import MqttPool, PoolSettings
 from tests.metrics import sample_value
 from tests.unit.bridge.fakes import FakeFactory
 

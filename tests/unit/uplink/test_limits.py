@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from bridge_container.rates import AWS_IOT_BYTES_PER_SEC_PER_CONNECTION, RateLimits, SlidingWindow, UplinkLimiter
+import pytest
+
+from bridge_container.uplink.limits import AWS_IOT_BYTES_PER_SEC_PER_CONNECTION, RateLimits, UplinkLimiter
 
 STEP_SECS = 0.0002
 
@@ -70,9 +72,7 @@ def test_lifted_limits_grant_everything() -> None:
     assert all(limiter.client_wait(0, 0.0, 10) == 0.0 and limiter.aggregate_wait(0.0) == 0.0 for _ in range(1000))
 
 
-def test_sliding_window_reports_the_wait_until_the_oldest_event_ages_out() -> None:
-    window = SlidingWindow(limit=2)
-    window.record(10.0)
-    window.record(10.4)
-    assert window.wait(10.5) == 0.5
-    assert window.wait(11.0) == 0.0
+def test_a_per_client_limit_of_one_per_second_grants_one_a_second() -> None:
+    limiter = UplinkLimiter(RateLimits(aggregate_per_sec=1.0, per_client_per_sec=1.0), clients=1)
+    grants = run(limiter, clients=1, seconds=3.0)
+    assert [time for time, _ in grants] == pytest.approx([0.0, 1.0, 2.0], abs=2 * STEP_SECS)

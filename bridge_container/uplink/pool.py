@@ -2,8 +2,8 @@
 
 Flow: ``submit`` appends to the buffer (never blocks; False when full, which ingress turns into 429). One
 dispatcher task hands buffered uplinks to OPENED clients in turn, each publish granted by the pool's
-:class:`~bridge_container.rates.UplinkLimiter` (a disconnected client gets nothing; its share goes to the others).
-Publishes complete on the MQTT adapter's I/O threads into a deque; a reaper task on the loop counts them
+:class:`~bridge_container.uplink.limits.UplinkLimiter` (a disconnected client gets nothing; its share goes to the
+others). Publishes complete on the MQTT adapter's I/O threads into a deque; a reaper task on the loop counts them
 (published, or dropped with a reason) and records the latency. Every accepted uplink ends up published, dropped
 with a counted reason, or still buffered/in flight: nothing disappears silently.
 
@@ -27,9 +27,9 @@ from bridge_container.exceptions import PoolClosedError, PublishError
 from bridge_container.metrics import UplinkMetrics
 from bridge_container.mqtt.port import ClientCallbacks, ClientFactory, CompletionCallback, MqttClient
 from bridge_container.mqtt.subscriptions import MessageHandler, Subscriptions
-from bridge_container.rates import RateLimits, UplinkLimiter
 from bridge_container.states import ConnectionState, pool_state
 from bridge_container.tasks import spawn
+from bridge_container.uplink.limits import RateLimits, UplinkLimiter
 from bridge_domain.connection import ConnectionConfiguration
 
 logger = logging.getLogger(__name__)
