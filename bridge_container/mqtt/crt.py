@@ -4,7 +4,8 @@ CRT calls back on its own event-loop threads. Lifecycle events and inbound messa
 loop with ``loop.call_soon_threadsafe``; awaited operations (subscribe, control publishes) use
 ``asyncio.wrap_future``. Uplink publishes take a cheaper path, :meth:`CrtMqttClient.publish_nowait`: the caller
 gives a completion callback that runs on the CRT thread, so no message costs a wake-up of the asyncio loop.
-Every access to a private part of awscrt is in :func:`fast_publisher`, behind one version guard.
+Every private part of awscrt is obtained in :func:`fast_publisher`, behind one version guard; ``publish_nowait``
+calls it only when the guard handed it over.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import awscrt
 import awscrt.auth
@@ -49,15 +50,23 @@ IOT_SIGNING_SERVICE: Final = "iotdevicegateway"
 # tests/unit/mqtt/test_crt_guard.py). Any other version uses the public API.
 FAST_PATH_AWSCRT_VERSION: Final = "0.36.1"
 
-NativePublish = Callable[[str, bytes, CompletionCallback], None]
 _QOS0 = mqtt5.QoS.AT_MOST_ONCE
 
 
-def fast_publisher(client: Any, version: str | None = None) -> NativePublish | None:
-    """A QoS 0 publish straight into CRT's native binding of ``client``, or None: the public API is used then.
+class FastPath(NamedTuple):
+    """awscrt's native publish function and the client's native binding, to be called as ``native(binding, ...)``."""
+
+    native: Callable[..., None]
+    binding: Any
+
+
+def fast_publisher(client: Any, version: str | None = None) -> FastPath | None:
+    """CRT's native QoS 0 publish for ``client``, or None: the public API is used then.
 
     The one guarded place for awscrt's private parts (``_awscrt.mqtt5_client_publish`` and ``client._binding``):
-    used only with the awscrt version whose argument order is known, and only if both exist.
+    used only with the awscrt version whose argument order is known, and only if both exist. The pair is bound
+    once, when a client starts, so that :meth:`CrtMqttClient.publish_nowait` calls the native function itself:
+    a wrapper function would cost one more Python call per uplink.
     """
     if (version or awscrt.__version__) != FAST_PATH_AWSCRT_VERSION:
         return None
@@ -68,14 +77,7 @@ def fast_publisher(client: Any, version: str | None = None) -> NativePublish | N
         binding = client._binding
     except (ImportError, AttributeError):
         return None
-
-    def publish(topic: str, payload: bytes, on_done: CompletionCallback) -> None:
-        def puback(error_code: int, _qos: int, _reason: int, _text: Any, _props: Any) -> None:
-            on_done(None if error_code == 0 else error_name(error_code))
-
-        native(binding, _QOS0, payload, False, topic, None, None, None, None, None, None, None, puback)
-
-    return publish
+    return FastPath(native, binding)
 
 
 # awscrt error names that mean the peer refused who we are (certificate, CA, credentials, policy).
@@ -127,7 +129,9 @@ class CrtMqttClient:
         self._client: Any = None
         self._stopped: asyncio.Event | None = None
         self._use_native_publish = use_native_publish
-        self._native: NativePublish | None = None  # chosen at start, when the CRT client exists
+        # Chosen at start, when the CRT client exists: the native publish and its binding, or None (public API).
+        self._native: Callable[..., None] | None = None
+        self._binding: Any = None
         self._last_failure: tuple[ConnectionState, str] | None = None
 
     @property
@@ -146,7 +150,9 @@ class CrtMqttClient:
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         self._client = self._build()
-        self._native = fast_publisher(self._client) if self._use_native_publish else None
+        fast_path = fast_publisher(self._client) if self._use_native_publish else None
+        if fast_path is not None:
+            self._native, self._binding = fast_path
         self._set_state(ConnectionState.OPENING)
         self._client.start()
 
@@ -162,7 +168,7 @@ class CrtMqttClient:
         except TimeoutError:
             logger.warning("MQTT client %s did not confirm its stop within %ss", self.client_id, STOP_TIMEOUT_SECS)
         self._client = None
-        self._native = None
+        self._native = self._binding = None
         self._set_state(ConnectionState.DEACTIVATED)
 
     # --- operations ------------------------------------------------------------------------------------------
@@ -174,7 +180,12 @@ class CrtMqttClient:
             return
         native = self._native
         if native is not None:
-            native(topic, payload, on_done)
+
+            def puback(error_code: int, _qos: int, _reason: int, _text: Any, _props: Any) -> None:
+                on_done(None if error_code == 0 else error_name(error_code))
+
+            # The argument order of FAST_PATH_AWSCRT_VERSION's _awscrt.mqtt5_client_publish (see fast_publisher).
+            native(self._binding, _QOS0, payload, False, topic, None, None, None, None, None, None, None, puback)
             return
         future = client.publish(mqtt5.PublishPacket(topic=topic, payload=payload, qos=_QOS0))
         future.add_done_callback(lambda done: on_done(_failure_name(done.exception())))
