@@ -12,8 +12,6 @@ from typing import Any, Literal
 
 from pydantic import (
     AnyHttpUrl,
-    BaseModel,
-    ConfigDict,
     Field,
     ModelWrapValidatorHandler,
     SecretStr,
@@ -21,13 +19,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from bridge_domain import pem
 from bridge_domain.deployment import DeploymentSettings
 from bridge_domain.exceptions import TopicError
 from bridge_domain.lns import LnsSettings, ThingParkLns
+from bridge_domain.models import DocumentModel
 from bridge_domain.naming import CLIENT_ID_PREFIX_RE, RESOURCE_SUFFIX_RE, ResourceNames
 from bridge_domain.quotas import MAX_KEEP_ALIVE_SECS, MIN_KEEP_ALIVE_SECS, PUBLISHES_PER_SEC_PER_CONNECTION
 from bridge_domain.secrets import SecretInput, SecretsManagerRef
@@ -49,19 +47,7 @@ CERTIFICATE_ID_RE = re.compile(r"^[0-9a-f]{64}$")
 _CERTIFICATE_FIELDS = ("certificate", "privateKey", "certificateId")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        frozen=True,
-        extra="forbid",
-        hide_input_in_errors=True,  # inputs may be secrets
-    )
-
-
-class BrokerOverride(_Model):
+class BrokerOverride(DocumentModel):
     """Where to connect instead of the derived endpoint: a local broker, or the endpoint discovered at deploy time."""
 
     host: str = Field(min_length=1, max_length=253)
@@ -73,7 +59,7 @@ class BrokerOverride(_Model):
     use_sigv4: bool = Field(default=True, description="Sign WSS upgrades with SigV4 (false for a local broker).")
 
 
-class ConnectionConfiguration(_Model):
+class ConnectionConfiguration(DocumentModel):
     """``configuration`` of a connection: the seed's fields first, then what this deployment adds."""
 
     # --- the seed's fields -------------------------------------------------------------------------------------
@@ -326,7 +312,7 @@ class ConnectionConfiguration(_Model):
         return found
 
 
-class Connection(_Model):
+class Connection(DocumentModel):
     """The body of POST /connections and PUT /connections/{id}, and a deployment's configuration file."""
 
     connector_id: Literal["actility-aws-iot"] = Field(description="Must be actility-aws-iot.")

@@ -8,10 +8,10 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from bridge_domain.models import DocumentModel
 from bridge_domain.quotas import DEFAULT_ACCOUNT_CONNECTS_PER_SEC, DEFAULT_ACCOUNT_INBOUND_PUBLISHES_PER_SEC
 
 ACM_CERTIFICATE_ARN_RE = re.compile(
@@ -26,17 +26,8 @@ MAX_INGRESS_CIDRS = 50  # a security group holds 60 inbound rules; leave room fo
 MAX_TASKS = 10
 
 
-class DeploymentSettings(BaseModel):
+class DeploymentSettings(DocumentModel):
     """How the stacks are built: the load balancer, scaling, data retention and optional extras."""
-
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        frozen=True,
-        extra="forbid",
-    )
 
     https_certificate_arn: str | None = Field(
         default=None,

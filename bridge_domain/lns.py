@@ -4,27 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import AnyHttpUrl, Field
 
+from bridge_domain.models import DocumentModel
 from bridge_domain.secrets import SecretInput
 
 LnsKind = Literal["thingpark", "chirpstack", "tts"]
 
 
-class _LnsBase(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-        frozen=True,
-        extra="forbid",
-        hide_input_in_errors=True,  # inputs may be secrets
-    )
-
-
-class ThingParkLns(_LnsBase):
+class ThingParkLns(DocumentModel):
     """ThingPark: uplinks POSTed as ``{"DevEUI_uplink": ...}``; downlinks through the AS downlink API."""
 
     kind: Literal["thingpark"] = "thingpark"
@@ -43,7 +31,7 @@ class ThingParkLns(_LnsBase):
     max_time_drift_secs: int = Field(default=60, ge=1, le=3600, description="Largest accepted age of an uplink's Time.")
 
 
-class ChirpStackLns(_LnsBase):
+class ChirpStackLns(DocumentModel):
     """ChirpStack v4: HTTP integration ``up`` events; downlinks enqueued on the device queue."""
 
     kind: Literal["chirpstack"] = "chirpstack"
@@ -52,7 +40,7 @@ class ChirpStackLns(_LnsBase):
     api_token: SecretInput | None = Field(default=None, description="API token for downlink enqueue.")
 
 
-class TtsLns(_LnsBase):
+class TtsLns(DocumentModel):
     """The Things Stack v3: webhook ``uplink_message``; downlinks pushed through the webhook downlink API."""
 
     kind: Literal["tts"] = "tts"
