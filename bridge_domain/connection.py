@@ -22,6 +22,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from bridge_domain import pem
+from bridge_domain.budget import PoolBudget, plan_budget
 from bridge_domain.deployment import DeploymentSettings
 from bridge_domain.exceptions import TopicError
 from bridge_domain.lns import LnsSettings, ThingParkLns
@@ -309,7 +310,17 @@ class ConnectionConfiguration(DocumentModel):
         thingpark = self.lns_of_kind("thingpark")
         if isinstance(thingpark, ThingParkLns) and thingpark.as_key is None:
             found.append("configuration.lns: ThingPark has no asKey, so ThingPark uplink tokens are not verified")
+        found.extend(self.budget.warnings())
         return found
+
+    @property
+    def budget(self) -> PoolBudget:
+        """How the pool shares AWS IoT's publishes per connection between uplinks and downlinks."""
+        return plan_budget(
+            self.pool_size,
+            self.per_client_rate_per_sec,
+            self.downlink_rate_per_sec if self.downlink_enabled else None,
+        )
 
 
 class Connection(DocumentModel):

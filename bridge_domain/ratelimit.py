@@ -156,6 +156,11 @@ class WindowedRate:
         self._bucket.take(now)
         self._window.take(now)
 
+    def count(self, now: float) -> None:
+        """Record an event that was not granted here (a message delivered to a client): it fills the window, and
+        grants wait for it to leave, but it does not slow the pace."""
+        self._window.take(now)
+
     def try_take(self, now: float) -> float:
         """Take a grant and return 0, or take nothing and return the seconds to wait before asking again."""
         wait = self.wait(now)

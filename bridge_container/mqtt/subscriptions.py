@@ -1,7 +1,10 @@
-"""A pool's subscriptions: held on one OPENED client, subscribed again after every reconnect or moved if it drops.
+"""A pool's subscriptions: held on ``holders`` OPENED clients, subscribed again after a reconnect or moved if one drops.
 
-The sessions are clean, so a client that leaves OPENED loses its subscriptions; the next state change (this one
-coming back, or another client OPENED) subscribes every filter again on whichever OPENED client comes first.
+Several holders spread a shared subscription (``$share/<group>/...``) over several connections: the broker hands
+each message to one of them, so each connection receives a share of the downlinks, within AWS IoT's publishes per
+connection (:mod:`bridge_domain.budget`). The pool learns which clients hold (``on_holders``) to reserve room for
+their deliveries. The sessions are clean, so a client that leaves OPENED loses its subscriptions; the next state
+change subscribes every filter again on OPENED clients, the highest slots first.
 """
 
 from __future__ import annotations
@@ -34,22 +37,55 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
     return len(filter_levels) == len(topic_levels)
 
 
-class Subscriptions:
-    """Filters and their handlers for one pool; ``opened`` gives the pool's OPENED clients in slot order."""
+HoldersCallback = Callable[[list[MqttClient]], None]
 
-    def __init__(self, connection_id: str, opened: Callable[[], list[MqttClient]]) -> None:
+
+def _ignore_holders(_holders: list[MqttClient]) -> None:
+    return None
+
+
+class Subscriptions:
+    """Filters and their handlers for one pool; ``opened`` gives the pool's OPENED clients in slot order.
+
+    Every filter is held on up to ``holders`` clients (only a shared subscription may have more than one: a plain
+    filter on two connections would deliver each message twice).
+    """
+
+    def __init__(
+        self,
+        connection_id: str,
+        opened: Callable[[], list[MqttClient]],
+        *,
+        holders: int = 1,
+        on_holders: HoldersCallback = _ignore_holders,
+    ) -> None:
+        if holders < 1:
+            raise ValueError("holders must be >= 1")
         self.connection_id = connection_id
         self._opened = opened
+        self._wanted_holders = holders
+        self._on_holders = on_holders
         self._handlers: dict[str, MessageHandler] = {}
-        self._holder: MqttClient | None = None  # the client holding the subscriptions
-        self._held: set[str] = set()  # filters the holder has
+        # The clients holding subscriptions (by client id: clients need not be hashable), and the filters each has.
+        self._held: dict[str, tuple[MqttClient, set[str]]] = {}
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
     @property
+    def holders(self) -> list[MqttClient]:
+        """The clients holding subscriptions now."""
+        return [client for client, _ in self._held.values()]
+
+    @property
     def holder(self) -> MqttClient | None:
-        return self._holder
+        """The first holder (None while no client holds)."""
+        return next((client for client, _ in self._held.values()), None)
+
+    def _holder_count(self) -> int:
+        if all(topic_filter.startswith("$share/") for topic_filter in self._handlers):
+            return self._wanted_holders
+        return 1
 
     def add(self, topic_filter: str, handler: MessageHandler) -> None:
         """Hold ``topic_filter``; messages matching it go to ``handler`` (one task per message)."""
@@ -58,8 +94,9 @@ class Subscriptions:
 
     def on_client_state(self, client: MqttClient, state: ConnectionState) -> None:
         """Called by the pool on every client state change."""
-        if self._holder is client and state is not ConnectionState.OPENED:
-            self._holder, self._held = None, set()
+        if client.client_id in self._held and state is not ConnectionState.OPENED:
+            del self._held[client.client_id]
+            self._on_holders(self.holders)
         self._schedule()
 
     def on_message(self, message: InboundMessage) -> None:
@@ -80,8 +117,14 @@ class Subscriptions:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _complete(self) -> bool:
+        """Every filter held on as many clients as wanted (or on every OPENED client when fewer are)."""
+        wanted = min(self._holder_count(), len(self._opened()))
+        filters = set(self._handlers)
+        return len(self._held) >= wanted and all(filters <= held for _, held in self._held.values())
+
     def _schedule(self) -> None:
-        if self._closed or not self._opened() or set(self._handlers) <= self._held:
+        if self._closed or not self._opened() or not self._handlers or self._complete():
             return
         self._spawn(self._subscribe_all(), f"subscribe-{self.connection_id}")
 
@@ -90,24 +133,30 @@ class Subscriptions:
             opened = self._opened()
             if self._closed or not opened:
                 return
-            client = self._holder
-            if client is None or client.state is not ConnectionState.OPENED:
-                client = opened[0]
-                self._holder, self._held = client, set()
-            missing = [topic_filter for topic_filter in self._handlers if topic_filter not in self._held]
-            try:
-                for topic_filter in missing:
-                    await client.subscribe(topic_filter)
-                    self._held.add(topic_filter)
-            except SubscribeError as exc:
-                logger.error("connection %s: %s; retrying on the next state change", self.connection_id, exc)
-                return
-            if missing:
-                logger.info(
-                    "connection %s: subscribed %s on %s", self.connection_id, ", ".join(missing), client.client_id
-                )
-        if self._holder is not client or client.state is not ConnectionState.OPENED:
-            self._schedule()  # the client dropped while subscribing: try another
+            for client_id, (client, _) in list(self._held.items()):
+                if client.state is not ConnectionState.OPENED:
+                    del self._held[client_id]
+            # The highest slots first: uplinks go round-robin anyway, and the holders stay put across reconnects.
+            for client in reversed(opened):
+                if len(self._held) >= self._holder_count():
+                    break
+                self._held.setdefault(client.client_id, (client, set()))
+            self._on_holders(self.holders)
+            for client, held in list(self._held.values()):
+                missing = [topic_filter for topic_filter in self._handlers if topic_filter not in held]
+                try:
+                    for topic_filter in missing:
+                        await client.subscribe(topic_filter)
+                        held.add(topic_filter)
+                except SubscribeError as exc:
+                    logger.error("connection %s: %s; retrying on the next state change", self.connection_id, exc)
+                    continue
+                if missing:
+                    logger.info(
+                        "connection %s: subscribed %s on %s", self.connection_id, ", ".join(missing), client.client_id
+                    )
+        if any(client.state is not ConnectionState.OPENED for client, _ in self._held.values()):
+            self._schedule()  # a client dropped while subscribing: try another
 
     async def _handle(self, handler: MessageHandler, message: InboundMessage) -> None:
         try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import deque
@@ -25,11 +26,12 @@ from typing import Final
 
 from bridge_container.exceptions import PoolClosedError, PublishError
 from bridge_container.metrics import UplinkMetrics
-from bridge_container.mqtt.port import ClientCallbacks, ClientFactory, CompletionCallback, MqttClient
+from bridge_container.mqtt.port import ClientCallbacks, ClientFactory, CompletionCallback, InboundMessage, MqttClient
 from bridge_container.mqtt.subscriptions import MessageHandler, Subscriptions
 from bridge_container.states import ConnectionState, pool_state
 from bridge_container.tasks import spawn
 from bridge_container.uplink.limits import RateLimits, UplinkLimiter
+from bridge_domain.budget import PoolBudget
 from bridge_domain.connection import ConnectionConfiguration
 
 logger = logging.getLogger(__name__)
@@ -61,6 +63,8 @@ class PoolSettings:
     size: int
     buffer_size: int
     limits: RateLimits
+    # How the downlink subscription is spread and what each subscriber reserves (bridge_domain.budget).
+    budget: PoolBudget | None = None
     # Publishes handed to CRT and not yet confirmed. Beyond it uplinks wait in the buffer, so that a slow broker or
     # a starved CRT thread fills the bridge's own bounded buffer (429) instead of CRT's unbounded operation queue.
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
@@ -79,7 +83,7 @@ class PoolSettings:
                 per_client_per_sec=float(config.per_client_rate_per_sec),
             )
         )
-        return cls(size=config.pool_size, buffer_size=config.buffer_size, limits=limits)
+        return cls(size=config.pool_size, buffer_size=config.buffer_size, limits=limits, budget=config.budget)
 
 
 class MqttPool:
@@ -113,7 +117,14 @@ class MqttPool:
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
         self._started = False
-        self.subscriptions = Subscriptions(connection_id, self._opened_clients)
+        budget = settings.budget
+        self.subscriptions = Subscriptions(
+            connection_id,
+            self._opened_clients,
+            holders=max(1, budget.subscribers) if budget is not None else 1,
+            on_holders=self._on_holders,
+        )
+        self._control: deque[_ControlPublish] = deque()
         self._state_changed = asyncio.Event()
         self._failure_logged = False
         labels = (connection_id,)
@@ -143,8 +154,10 @@ class MqttPool:
         if self._started:
             return
         self._started = True
-        callbacks = ClientCallbacks(on_state=self._on_client_state, on_message=self.subscriptions.on_message)
-        self._clients = [self._factory(slot, callbacks) for slot in range(self.settings.size)]
+        self._clients = [
+            self._factory(slot, ClientCallbacks(self._on_client_state, functools.partial(self._on_message, slot)))
+            for slot in range(self.settings.size)
+        ]
         for client in self._clients:
             self._client_state.labels(self.connection_id, client.client_id).state(client.state.value)
         self._tasks = [
@@ -175,6 +188,10 @@ class MqttPool:
             self._dropped.labels(self.connection_id, DROP_SHUTDOWN).inc(len(remaining))
             logger.warning("connection %s: %d buffered uplinks dropped at stop", self.connection_id, len(remaining))
         self.subscriptions.close()
+        while self._control:
+            pending = self._control.popleft().future
+            if not pending.done():
+                pending.set_exception(PublishError(f"connection {self.connection_id} is stopped"))
         self._pool_state.state(ConnectionState.DEACTIVATED.value)
         return remaining if keep_buffer else []
 
@@ -279,10 +296,19 @@ class MqttPool:
         limiter = self._limiter
         clock = self._clock
         completions = self._completions
+        control = self._control
         while True:
-            if not buffer or not opened:
+            if not opened or not (buffer or control):
                 await self._sleep_until_kicked(None)
                 continue
+            if control:
+                # Feedback goes first: it waits for a client's grant, and uplinks must not take the grants it needs.
+                wait = self._serve_control(limiter, clock())
+                if control:
+                    await asyncio.sleep(max(wait, MIN_SLEEP_SECS))
+                    continue
+                if not buffer:
+                    continue
             room = self._max_in_flight - self.in_flight
             if room <= 0:
                 self._reap()  # count what CRT has confirmed since the reaper last ran
@@ -314,8 +340,27 @@ class MqttPool:
             else:
                 await asyncio.sleep(0)
 
-    def _grant(self, limiter: UplinkLimiter | None, now: float, size: int) -> int:
-        """The next OPENED slot (round-robin) with a grant, taken; -1 when none has one now."""
+    def _serve_control(self, limiter: UplinkLimiter | None, now: float) -> float:
+        """Publish queued control messages while clients have grants; the seconds to wait when some are left."""
+        control = self._control
+        while control:
+            item = control[0]
+            if item.future.done():  # its caller gave up waiting
+                control.popleft()
+                continue
+            size = len(item.topic) + len(item.payload)
+            slot = self._grant(limiter, now, size, aggregate=False)
+            if slot < 0:
+                return self._client_wait(limiter, now, size)
+            control.popleft()
+            self._clients[slot].publish_nowait(item.topic, item.payload, item.completion)
+        return 0.0
+
+    def _grant(self, limiter: UplinkLimiter | None, now: float, size: int, *, aggregate: bool = True) -> int:
+        """The next OPENED slot (round-robin) with a grant, taken; -1 when none has one now.
+
+        Control publishes (``aggregate=False``) take from the client's limits only, not from the uplink rate.
+        """
         opened = self._opened
         count = len(opened)
         start = self._round_robin
@@ -324,7 +369,7 @@ class MqttPool:
             if limiter is not None:
                 if limiter.client_wait(slot, now, size) > 0.0:
                     continue
-                limiter.take(slot, now, size)
+                limiter.take(slot, now, size, aggregate=aggregate)
             self._round_robin = (start + step + 1) % count
             return slot
         return -1
@@ -374,30 +419,26 @@ class MqttPool:
 
     # --- control publishes and subscriptions -----------------------------------------------------------------
     async def publish_control(self, topic: str, payload: bytes) -> None:
-        """Publish a feedback message on an OPENED client, within that client's rate; raises PublishError."""
-        deadline = self._clock() + CONTROL_OPEN_TIMEOUT_SECS
-        size = len(topic) + len(payload)
-        while True:
-            if self._closed:
-                raise PublishError(f"connection {self.connection_id} is stopped")
-            now = self._clock()
-            best_wait = CONTROL_OPEN_TIMEOUT_SECS
-            for slot in list(self._opened):
-                wait = self._limiter.client_wait(slot, now, size) if self._limiter is not None else 0.0
-                if wait == 0.0:
-                    if self._limiter is not None:
-                        self._limiter.take(slot, now, size, aggregate=False)
-                    await self._clients[slot].publish(topic, payload)
-                    return
-                best_wait = min(best_wait, wait)
-            if now >= deadline:
-                raise PublishError(f"connection {self.connection_id}: no MQTT client is OPENED")
-            if self._opened:
-                await asyncio.sleep(max(best_wait, MIN_SLEEP_SECS))
-            else:
-                self._state_changed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._state_changed.wait(), max(0.0, deadline - now))
+        """Publish a feedback message on an OPENED client within its limits, before any uplink; raises PublishError.
+
+        The dispatcher serves control messages first, on whichever client has a grant; this waits until the message
+        is written, at most ``CONTROL_OPEN_TIMEOUT_SECS``.
+        """
+        if self._closed:
+            raise PublishError(f"connection {self.connection_id} is stopped")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[str | None] = loop.create_future()
+        self._control.append(_ControlPublish(topic, payload, future, _settle_from_thread(loop, future)))
+        self._kick()
+        try:
+            failure = await asyncio.wait_for(future, CONTROL_OPEN_TIMEOUT_SECS)
+        except TimeoutError:
+            reason = "no MQTT client is OPENED" if not self._opened else "no client had room within its limits"
+            raise PublishError(
+                f"connection {self.connection_id}: {reason} for {CONTROL_OPEN_TIMEOUT_SECS:.0f} s"
+            ) from None
+        if failure is not None:
+            raise PublishError(f"connection {self.connection_id}: publish on {topic!r} failed: {failure}")
 
     def add_subscription(self, topic_filter: str, handler: MessageHandler) -> None:
         """Hold ``topic_filter`` on one OPENED client (see :class:`.Subscriptions`)."""
@@ -419,6 +460,19 @@ class MqttPool:
         self._state_changed.set()
         self.subscriptions.on_client_state(client, state)
         self._kick()
+
+    def _on_message(self, slot: int, message: InboundMessage) -> None:
+        # AWS counts a delivery against the connection's publishes, like one the client makes.
+        if self._limiter is not None:
+            self._limiter.record_inbound(slot, self._clock())
+        self.subscriptions.on_message(message)
+
+    def _on_holders(self, holders: list[MqttClient]) -> None:
+        budget = self.settings.budget
+        if self._limiter is None or budget is None:
+            return
+        slots = {self._clients.index(client) for client in holders if client in self._clients}
+        self._limiter.reserve_inbound(slots, budget.inbound_reserved_per_sec)
 
     def _opened_clients(self) -> list[MqttClient]:
         return [self._clients[slot] for slot in self._opened]
@@ -446,3 +500,24 @@ def _completion(completions: deque[Completion], clock: Callable[[], float], acce
         _append((accepted_at, clock(), failure))
 
     return done
+
+
+@dataclass(frozen=True, slots=True)
+class _ControlPublish:
+    topic: str
+    payload: bytes
+    future: asyncio.Future[str | None]
+    completion: CompletionCallback
+
+
+def _settle_from_thread(loop: asyncio.AbstractEventLoop, future: asyncio.Future[str | None]) -> CompletionCallback:
+    # Runs on the adapter's I/O thread: the future is settled on its own loop.
+    def done(failure: str | None) -> None:
+        loop.call_soon_threadsafe(_settle, future, failure)
+
+    return done
+
+
+def _settle(future: asyncio.Future[str | None], failure: str | None) -> None:
+    if not future.done():  # the caller may have given up waiting
+        future.set_result(failure)

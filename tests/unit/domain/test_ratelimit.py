@@ -162,3 +162,14 @@ def test_a_longer_window_keeps_the_limit_for_windows_up_to_its_length() -> None:
 def test_a_rate_of_zero_or_less_is_refused(rate_per_sec: float) -> None:
     with pytest.raises(ValueError, match="rate_per_sec"):
         WindowedRate.per_sec(rate_per_sec)
+
+
+def test_counted_events_fill_the_window_without_slowing_the_pace() -> None:
+    limit = WindowedRate(limit=10, window_secs=1.0, burst=10.0)
+    for index in range(7):
+        limit.count(index * 0.01)
+
+    granted = sum(1 for _ in range(10) if limit.try_take(0.1) == 0.0)
+
+    assert granted == 3  # the window holds 10: 7 counted, 3 granted; the full burst was still there
+    assert limit.wait(0.1) == pytest.approx(0.9)  # until the first counted event leaves the window

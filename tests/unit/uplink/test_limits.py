@@ -1,12 +1,18 @@
-"""The uplink limiter: aggregate and per-client limits, no 1-second window above a limit, bytes per second."""
+"""The pool's limiter: aggregate and per-client limits, no window above a limit, bytes, deliveries and reservations.
+
+Every publish limit holds over ``LIMIT_WINDOW_SECS`` (a second plus the jitter margin), so that the broker, counting
+what arrives in a rolling second, never sees more than the limit as long as jitter stays inside the margin.
+"""
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 
 import pytest
 
 from bridge_container.uplink.limits import AWS_IOT_BYTES_PER_SEC_PER_CONNECTION, RateLimits, UplinkLimiter
+from bridge_domain.budget import JITTER_MARGIN_SECS, LIMIT_WINDOW_SECS
 
 STEP_SECS = 0.0002
 
@@ -42,8 +48,8 @@ def max_in_any_window(times: list[float], window_secs: float = 1.0) -> int:
 def test_aggregate_limit_holds_in_every_window_and_is_reached() -> None:
     limiter = UplinkLimiter(RateLimits(aggregate_per_sec=500.0, per_client_per_sec=100.0), clients=10)
     grants = run(limiter, clients=10, seconds=3.0)
-    assert max_in_any_window([time for time, _ in grants]) <= 500
-    assert len(grants) >= 3 * 500 - 5
+    assert max_in_any_window([time for time, _ in grants], LIMIT_WINDOW_SECS) <= 500
+    assert len(grants) >= 3 * 500 / LIMIT_WINDOW_SECS - 5
 
 
 def test_per_client_limit_holds_in_every_window() -> None:
@@ -54,8 +60,22 @@ def test_per_client_limit_holds_in_every_window() -> None:
         per_slot[slot].append(time)
     assert sorted(per_slot) == [0, 1, 2, 3]
     for times in per_slot.values():
-        assert max_in_any_window(times) <= 100
-        assert len(times) >= 3 * 100 - 3
+        assert max_in_any_window(times, LIMIT_WINDOW_SECS) <= 100
+        assert len(times) >= 3 * 100 / LIMIT_WINDOW_SECS - 3
+
+
+def test_jitter_inside_the_margin_keeps_every_second_at_the_broker_within_the_limit() -> None:
+    limiter = UplinkLimiter(RateLimits(aggregate_per_sec=None, per_client_per_sec=100.0), clients=1)
+    sent = [time for time, _ in run(limiter, clients=1, seconds=5.0)]
+    jitter = random.Random(7)
+    # Each publish arrives late by up to the margin: the worst case packs two windows' edges together.
+    arrivals = sorted(time + jitter.uniform(0.0, JITTER_MARGIN_SECS) for time in sent)
+    assert max_in_any_window(arrivals, 1.0) <= 100
+    # Without the margin the same jitter crosses the limit: the margin is what keeps it.
+    at_limit = UplinkLimiter(RateLimits(aggregate_per_sec=None, per_client_per_sec=105.0), clients=1)
+    sent_at_limit = [time for time, _ in run(at_limit, clients=1, seconds=5.0)]
+    late_first = [time + (JITTER_MARGIN_SECS if index % 105 == 0 else 0.0) for index, time in enumerate(sent_at_limit)]
+    assert max_in_any_window(sorted(late_first), 1.0) > 100
 
 
 def test_bytes_per_client_are_limited_like_aws_iot() -> None:
@@ -72,7 +92,40 @@ def test_lifted_limits_grant_everything() -> None:
     assert all(limiter.client_wait(0, 0.0, 10) == 0.0 and limiter.aggregate_wait(0.0) == 0.0 for _ in range(1000))
 
 
-def test_a_per_client_limit_of_one_per_second_grants_one_a_second() -> None:
+def test_a_per_client_limit_of_one_per_second_grants_one_per_limit_window() -> None:
     limiter = UplinkLimiter(RateLimits(aggregate_per_sec=1.0, per_client_per_sec=1.0), clients=1)
     grants = run(limiter, clients=1, seconds=3.0)
-    assert [time for time, _ in grants] == pytest.approx([0.0, 1.0, 2.0], abs=2 * STEP_SECS)
+    expected = [0.0, LIMIT_WINDOW_SECS, 2 * LIMIT_WINDOW_SECS]
+    assert [time for time, _ in grants] == pytest.approx(expected, abs=2 * STEP_SECS)
+
+
+def test_deliveries_count_against_the_clients_publish_limit() -> None:
+    limiter = UplinkLimiter(RateLimits(aggregate_per_sec=None, per_client_per_sec=100.0), clients=1)
+    for index in range(60):
+        limiter.record_inbound(0, index * 0.001)
+    grants = [time for time, _ in run(limiter, clients=1, seconds=LIMIT_WINDOW_SECS * 0.99)]
+    assert len(grants) == 40  # 60 deliveries and 40 publishes fill the connection's 100
+
+
+def test_a_reserved_client_publishes_only_what_its_deliveries_leave() -> None:
+    limiter = UplinkLimiter(RateLimits(aggregate_per_sec=None, per_client_per_sec=100.0), clients=2)
+    limiter.reserve_inbound({1}, reserved_per_sec=50)
+    grants = run(limiter, clients=2, seconds=3.0)
+    per_slot: dict[int, list[float]] = defaultdict(list)
+    for time, slot in grants:
+        per_slot[slot].append(time)
+    assert max_in_any_window(per_slot[1], LIMIT_WINDOW_SECS) <= 50
+    assert len(per_slot[1]) >= 3 * 50 / LIMIT_WINDOW_SECS - 3
+    assert max_in_any_window(per_slot[0], LIMIT_WINDOW_SECS) <= 100
+    assert len(per_slot[0]) >= 3 * 100 / LIMIT_WINDOW_SECS - 3
+
+
+def test_a_reservation_moves_with_the_subscription() -> None:
+    limiter = UplinkLimiter(RateLimits(aggregate_per_sec=None, per_client_per_sec=100.0), clients=2)
+    limiter.reserve_inbound({0}, reserved_per_sec=50)
+    limiter.reserve_inbound({1}, reserved_per_sec=50)
+    counts: dict[int, int] = defaultdict(int)
+    for _, slot in run(limiter, clients=2, seconds=3.0):
+        counts[slot] += 1
+    assert counts[0] >= 3 * 100 / LIMIT_WINDOW_SECS - 3  # no longer capped
+    assert counts[1] <= 50 * 3  # capped now

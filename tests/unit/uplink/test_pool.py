@@ -16,6 +16,7 @@ from bridge_container.states import ConnectionState
 from bridge_container.uplink import pool as pool_module
 from bridge_container.uplink.limits import RateLimits
 from bridge_container.uplink.pool import MqttPool, PoolSettings
+from bridge_domain.budget import plan_budget
 from tests.metrics import sample_value
 from tests.unit.bridge.fakes import FakeFactory
 
@@ -192,12 +193,86 @@ async def test_a_subscription_is_renewed_after_its_client_reconnects(factory: Fa
         await settle(lambda: factory.clients[0].subscriptions == ["a/+/b", "a/+/b"])
 
 
-async def test_control_publishes_skip_the_buffer(factory: FakeFactory) -> None:
-    pool, _ = make_pool(factory, buffer_size=1)
-    factory.start_states = {0: ConnectionState.OPENED, 1: ConnectionState.CLOSED, 2: ConnectionState.CLOSED}
+async def test_control_publishes_go_before_buffered_uplinks(factory: FakeFactory) -> None:
+    factory.start_states = dict.fromkeys(range(3), ConnectionState.CLOSED)
+    pool, _ = make_pool(factory)
     async with pool:
-        await pool.publish_control("fb/sent", b"{}")
-    assert [client.control for client in factory.clients] == [[("fb/sent", b"{}")], [], []]
+        for index in range(3):
+            assert pool.submit(f"up/{index}", b"u")
+        control = asyncio.create_task(pool.publish_control("fb/sent", b"{}"))
+        await asyncio.sleep(0.01)
+        factory.clients[0].move_to(ConnectionState.OPENED)
+        await asyncio.wait_for(control, 2.0)
+        await settle(lambda: len(factory.clients[0].published) == 4)
+    assert factory.clients[0].published[0] == ("fb/sent", b"{}")
+
+
+async def test_control_publishes_wait_for_a_clients_grant_and_uplinks_do_not_take_it(factory: FakeFactory) -> None:
+    limits = RateLimits(aggregate_per_sec=1000.0, per_client_per_sec=5.0, per_client_bytes_per_sec=None)
+    pool, _ = make_pool(factory, size=1, limits=limits)
+    async with pool:
+        for index in range(20):
+            assert pool.submit(f"up/{index}", b"u")
+        await settle(lambda: len(factory.clients[0].published) == 5)  # the window is full of uplinks
+        await asyncio.wait_for(pool.publish_control("fb/sent", b"{}"), 3.0)
+    topics = [topic for topic, _ in factory.clients[0].published]
+    assert topics[5] == "fb/sent"  # the first grant after the window went to the feedback, not to up/5
+
+
+async def test_a_failed_control_publish_raises_with_the_failure(factory: FakeFactory) -> None:
+    pool, _ = make_pool(factory, size=1)
+    async with pool:
+        factory.clients[0].fail_publishes = True
+        with pytest.raises(PublishError, match="fb/sent"):
+            await pool.publish_control("fb/sent", b"{}")
+
+
+async def test_deliveries_take_from_the_receiving_clients_publish_limit(factory: FakeFactory) -> None:
+    limits = RateLimits(aggregate_per_sec=1000.0, per_client_per_sec=10.0, per_client_bytes_per_sec=None)
+    pool, _ = make_pool(factory, size=1, limits=limits)
+    pool.add_subscription("$share/g/down/+", _ignore)
+    async with pool:
+        for index in range(7):
+            factory.clients[0].deliver(f"down/{index}", b"d")
+        for index in range(10):
+            assert pool.submit(f"up/{index}", b"u")
+        await asyncio.sleep(0.3)
+    assert len(factory.clients[0].published) == 3  # 7 deliveries and 3 publishes fill the client's 10
+
+
+async def test_a_shared_subscription_is_spread_over_the_budgets_subscribers(factory: FakeFactory) -> None:
+    budget = plan_budget(pool_size=4, per_connection_per_sec=100, downlink_rate_per_sec=100)
+    registry = new_registry()
+    limits = RateLimits(aggregate_per_sec=1000.0, per_client_per_sec=100.0, per_client_bytes_per_sec=None)
+    settings = PoolSettings(size=4, buffer_size=1000, limits=limits, budget=budget)
+    pool = MqttPool(CONNECTION, settings, factory, UplinkMetrics(registry))
+    pool.add_subscription("$share/g/down/+", _ignore)
+    async with pool:
+        await settle(lambda: sum(bool(client.subscriptions) for client in factory.clients) == 2)
+        for index in range(400):
+            assert pool.submit(f"up/{index}", b"u")
+        await asyncio.sleep(0.5)
+    holders = [slot for slot, client in enumerate(factory.clients) if client.subscriptions]
+    assert holders == [2, 3]  # the highest slots
+    counts = [len(client.published) for client in factory.clients]
+    # Within the same half second the subscribers published at most their 50/s share, the others up to 100/s.
+    assert all(counts[slot] <= 50 * 0.5 + 5 for slot in holders)
+    assert all(counts[slot] > 50 * 0.5 + 5 for slot in (0, 1))
+
+
+async def test_a_plain_filter_is_held_on_one_client_only(factory: FakeFactory) -> None:
+    budget = plan_budget(pool_size=3, per_connection_per_sec=100, downlink_rate_per_sec=100)
+    settings = PoolSettings(size=3, buffer_size=10, limits=RateLimits.lifted(), budget=budget)
+    pool = MqttPool(CONNECTION, settings, factory, UplinkMetrics(new_registry()))
+    pool.add_subscription("down/+", _ignore)
+    async with pool:
+        await settle(lambda: any(client.subscriptions for client in factory.clients))
+        await asyncio.sleep(0.05)
+    assert sum(bool(client.subscriptions) for client in factory.clients) == 1
+
+
+async def _ignore(_message: InboundMessage) -> None:
+    return None
 
 
 async def test_control_publish_fails_when_no_client_opens(
