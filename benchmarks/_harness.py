@@ -2,7 +2,9 @@
 
 The load generator is raw asyncio protocols on keep-alive connections (an HTTP client library would cost more CPU
 than the bridge it measures on a 2-core machine). The subscriber is ``mosquitto_sub`` (C) in its own process,
-stamping each message with CLOCK_REALTIME on arrival; the sender stamps with ``time.time()`` (the same clock).
+stamping each message with CLOCK_REALTIME on arrival; the sender stamps with ``time.time()`` (the same clock). It
+reads on the broker's plain observer port: a receiver of a whole fleet's 1000 msg/s is a measurement tool, not an
+AWS client, and is held to no IoT Core rule (the bridge is: it publishes through the enforcing stand-in).
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import psutil
 
 from devtools.broker import LocalBroker
 from devtools.http_load import KeepAliveConnection
-from devtools.pki import CertPair
 from devtools.ports import free_port, wait_for_port
 
 READY_TIMEOUT_SECS = 30.0
@@ -71,11 +72,10 @@ class Arrival:
 
 
 class Subscriber:
-    """``mosquitto_sub`` over mTLS writing ``<arrival time> <payload>`` lines to a file."""
+    """``mosquitto_sub`` on the observer port writing ``<arrival time> <payload>`` lines to a file."""
 
-    def __init__(self, broker: LocalBroker, cert: CertPair, topic_filter: str, workdir: Path) -> None:
+    def __init__(self, broker: LocalBroker, topic_filter: str, workdir: Path) -> None:
         self.broker = broker
-        self.cert = cert
         self.topic_filter = topic_filter
         self.path = workdir / f"arrivals-{time.monotonic_ns()}.txt"
         self._process: subprocess.Popen[bytes] | None = None
@@ -89,13 +89,7 @@ class Subscriber:
                 "-h",
                 self.broker.host,
                 "-p",
-                str(self.broker.ports.tls),
-                "--cafile",
-                str(self.broker.ca_file),
-                "--cert",
-                str(self.cert.cert_path),
-                "--key",
-                str(self.cert.key_path),
+                str(self.broker.ports.plain),
                 "-t",
                 self.topic_filter,
                 "-q",
@@ -169,6 +163,40 @@ class Subscriber:
             elif time.monotonic() - last_change > 1.0:
                 return
             time.sleep(0.1)
+
+
+# --- the AWS IoT Core stand-in's figures ------------------------------------------------------------------------
+def process_cpu_secs(pid: int | None) -> float:
+    """User + system CPU seconds of a process so far (0 without one)."""
+    if pid is None:
+        return 0.0
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def aws_figures(broker: LocalBroker) -> dict[str, Any]:
+    """What the stand-in counted since its last reset: violations by reason and client, the busiest seconds."""
+    if broker.stand_in is None:
+        return {}
+    report = broker.stand_in.report()
+    windows = report["windows"]
+    return {
+        "violations": report["total"],
+        "violations_by_reason": report["by_reason"],
+        "violations_by_client": report["by_client"],
+        "max_1s_window_per_connection": windows["max_1s_per_connection"],
+        "max_1s_window_aggregate": windows["max_1s_aggregate"],
+        "max_1s_window_by_connection": {
+            f"{connection['client_id']}#{connection['connection']}": connection["max_1s_window"]
+            for connection in windows["connections"]
+            if connection["enforced"] and connection["publishes"]
+        },
+    }
+
+
+def reset_aws_figures(broker: LocalBroker) -> None:
+    if broker.stand_in is not None:
+        broker.stand_in.reset()
 
 
 # --- the bridge in its own process -----------------------------------------------------------------------------

@@ -5,6 +5,9 @@ second for ``--duration-secs`` over mTLS with the real client library, and count
 (one task: pool + downlink service on the shared subscription, ``downlinkRatePerSec`` = ``--rate-limit``), and
 a local HTTP server playing ThingPark's downlink API. Latency runs from the application's publish to the
 request's arrival at the network server; both read CLOCK_MONOTONIC, which is one clock for the whole machine.
+Both MQTT clients go through the enforcing IoT Core stand-in; the result records what AWS would have discarded (by
+reason and client ID, counted from the moment the application starts publishing) and the busiest rolling second
+per connection and in all.
 
     python -m benchmarks.downlink [--rate 100] [--duration-secs 30] [--output benchmarks/results/downlink.json]
 """
@@ -20,7 +23,7 @@ import multiprocessing
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
@@ -31,6 +34,7 @@ import uvloop
 from prometheus_client import CollectorRegistry
 from tqdm import tqdm
 
+from benchmarks._harness import aws_figures, reset_aws_figures
 from bridge_container.downlink.service import DownlinkService
 from bridge_container.metrics import UplinkMetrics
 from bridge_container.mqtt.crt import CrtClientFactory
@@ -69,6 +73,7 @@ class DownlinkResult:
     failed_feedback: int
     duration_secs: float
     downlink_rate_limit_per_sec: int
+    aws: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +201,7 @@ class _BridgeCounters:
         )
 
 
-async def _run_bridge(setup: _Setup, app: Pipe) -> None:
+async def _run_bridge(setup: _Setup, app: Pipe, before_go: Callable[[], None]) -> None:
     config = setup.configuration("bench-bridge")
     registry = CollectorRegistry()
     counters = _BridgeCounters(registry)
@@ -210,6 +215,7 @@ async def _run_bridge(setup: _Setup, app: Pipe) -> None:
         async with asyncio.timeout(OPEN_TIMEOUT_SECS):
             while counters.value("bridge_downlinks_received_total") == 0:  # noqa: ASYNC110 - no event to wait on
                 await asyncio.sleep(0.05)
+        await asyncio.to_thread(before_go)
         app.send("go")
         while not app.poll():  # noqa: ASYNC110 - the application reports through its pipe when it is done
             await asyncio.sleep(0.1)
@@ -222,11 +228,12 @@ def run(args: argparse.Namespace) -> DownlinkResult:
         with LocalBroker(Path(workdir) / "broker", pki) as broker:
             setup = _Setup(pki.directory, broker.host, broker.ports.tls, lns_url, args.rate_limit)
             with _child(_run_application, setup, args.rate, args.duration_secs) as app:
-                uvloop.run(_run_bridge(setup, app))  # the service's own event loop
+                uvloop.run(_run_bridge(setup, app, lambda: reset_aws_figures(broker)))  # the service's own loop
                 sent_at, failed_feedback = app.recv()
+            aws = aws_figures(broker)
         lns.send("stop")
         arrivals: list[tuple[str, float]] = lns.recv()
-    return _summarise(sent_at, arrivals, failed_feedback, args)
+    return _summarise(sent_at, arrivals, failed_feedback, args, aws)
 
 
 # --- figures -------------------------------------------------------------------------------------------------
@@ -250,7 +257,11 @@ def _percentile_ms(values_secs: Sequence[float], fraction: float) -> float:
 
 
 def _summarise(
-    sent_at: dict[int, float], arrivals_seen: list[tuple[str, float]], failed_feedback: int, args: argparse.Namespace
+    sent_at: dict[int, float],
+    arrivals_seen: list[tuple[str, float]],
+    failed_feedback: int,
+    args: argparse.Namespace,
+    aws: dict[str, Any],
 ) -> DownlinkResult:
     arrivals: dict[int, float] = {}
     for payload, arrived_at in arrivals_seen:
@@ -271,6 +282,7 @@ def _summarise(
         failed_feedback=failed_feedback,
         duration_secs=args.duration_secs,
         downlink_rate_limit_per_sec=args.rate_limit,
+        aws=aws,
     )
 
 

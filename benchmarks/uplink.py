@@ -1,14 +1,18 @@
-"""Uplink benchmark: HTTP into the bridge, MQTT out to local mosquitto (mTLS), counted by a subscriber process.
+"""Uplink benchmark: HTTP into the bridge, MQTT out to the local IoT Core (mTLS), counted by a subscriber process.
 
-Four runs, each with its own subscriber (``mosquitto_sub`` with a client certificate):
+Runs, each with its own subscriber (``mosquitto_sub`` on the broker's plain observer port):
 
 * ``seed_rate``: single ThingPark POSTs at ``--seed-rate`` msg/s (open loop) through a bridge with the default
-  limits (pool of 10, 1000 msg/s aggregate, 100 msg/s per client): delivered rate, HTTP send → subscriber arrival
-  latency, the bridge process's CPU (all threads) per wall second, uplinks lost, and the most uplinks the
-  subscriber saw in any sliding 1-second window.
+  limits (pool of 10, 1000 msg/s aggregate, 100 msg/s per client), publishing through the enforcing IoT Core
+  stand-in: delivered rate, HTTP send → subscriber arrival latency, the bridge process's CPU (all threads) per wall
+  second, uplinks lost, the most uplinks the subscriber saw in any sliding 1-second window, and from the stand-in
+  what AWS would have discarded (by reason and client ID) and the busiest rolling second per connection and in all.
 * ``ceiling_single`` / ``ceiling_batch``: the same bridge with ``BRIDGE_LIFT_RATE_LIMITS=1``, driven closed-loop by
-  keep-alive connections with single POSTs, then with NDJSON batches: the delivered rate is the ceiling.
-* ``raw_awscrt``: a bare awscrt MQTT 5 publisher (QoS 0, mTLS, the public API with futures), the baseline.
+  keep-alive connections with single POSTs, then with NDJSON batches: the delivered rate is the ceiling. These lift
+  AWS's limits on purpose, so they publish to mosquitto's own mTLS listener, not through the stand-in.
+* ``raw_awscrt``: a bare awscrt MQTT 5 publisher (QoS 0, mTLS, the public API with futures), the baseline; and
+  ``stand_in_overhead``: the same publisher through the stand-in's audit listener (the whole proxy path, rules
+  counted but not applied), as fast as it goes and paced at ``--overhead-rate``, with the stand-in's CPU.
 
     python -m benchmarks.uplink [--seed-secs 20] [--ceiling-secs 10] [--output benchmarks/results/uplink.json]
 """
@@ -36,10 +40,13 @@ from benchmarks._harness import (
     HttpLoad,
     LoadResult,
     Subscriber,
+    aws_figures,
     max_in_window,
     per_second,
     percentile,
     post,
+    process_cpu_secs,
+    reset_aws_figures,
     running,
 )
 from devtools.broker import LocalBroker
@@ -66,7 +73,7 @@ def uplink_document(seq: int) -> bytes:
     )
 
 
-def bridge_configuration(broker: LocalBroker, cert: CertPair) -> dict[str, Any]:
+def bridge_configuration(broker: LocalBroker, cert: CertPair, port: int) -> dict[str, Any]:
     return {
         "connectorId": "actility-aws-iot",
         "name": "uplink benchmark",
@@ -76,7 +83,7 @@ def bridge_configuration(broker: LocalBroker, cert: CertPair) -> dict[str, Any]:
             "certificateId": "ef" * 32,
             "certificate": cert.cert_pem,
             "privateKey": cert.key_pem,
-            "broker": {"host": broker.host, "port": broker.ports.tls, "caCertificate": broker.pki.ca.cert_pem},
+            "broker": {"host": broker.host, "port": port, "caCertificate": broker.pki.ca.cert_pem},
             "uplinkTopicPattern": "bench/things/{DevEUI}/uplink",
             "poolSize": 10,
             "uplinkRatePerSec": 1000,
@@ -186,46 +193,48 @@ def summarise(
     }
 
 
-def run_seed(
-    broker: LocalBroker, cert: CertPair, config: Path, workdir: Path, rate: float, secs: float
-) -> dict[str, Any]:
+def run_seed(broker: LocalBroker, config: Path, workdir: Path, rate: float, secs: float) -> dict[str, Any]:
     with running(BridgeProcess(config, workdir)) as bridge:
-        subscriber = Subscriber(broker, cert, TOPIC_FILTER, workdir).start()
+        subscriber = Subscriber(broker, TOPIC_FILTER, workdir).start()
+        reset_aws_figures(broker)
         with tqdm(total=int(rate * secs), desc=f"seed {rate:g} msg/s", unit="msg") as progress:
             started = time.time()
-            cpu_marks: list[tuple[float, float]] = []
+            cpu_marks: list[tuple[float, float, float]] = []
 
             async def drive() -> LoadResult:
                 task = asyncio.get_running_loop().create_task(open_loop(bridge.port, rate, secs, progress))
                 await asyncio.sleep(WARMUP_SECS)
-                cpu_marks.append((time.monotonic(), bridge.cpu_secs()))
+                cpu_marks.append((time.monotonic(), bridge.cpu_secs(), process_cpu_secs(broker.stand_in_pid)))
                 result = await task
-                cpu_marks.append((time.monotonic(), bridge.cpu_secs()))
+                cpu_marks.append((time.monotonic(), bridge.cpu_secs(), process_cpu_secs(broker.stand_in_pid)))
                 return result
 
             result = uvloop.run(drive())
             ended = time.time()
         subscriber.wait_quiet(len(result.sent) + 1, SETTLE_SECS)
         arrivals = subscriber.stop()
-    (wall_start, cpu_start), (wall_end, cpu_end) = cpu_marks
+        aws = aws_figures(broker)
+    (wall_start, cpu_start, stand_in_start), (wall_end, cpu_end, stand_in_end) = cpu_marks
     summary = summarise(result, arrivals, (started + WARMUP_SECS, ended))
     summary = {
         "target_msgs_per_sec": rate,
         **summary,
         "bridge_cpu_core_fraction": round((cpu_end - cpu_start) / (wall_end - wall_start), 3),
+        "stand_in_cpu_core_fraction": round((stand_in_end - stand_in_start) / (wall_end - wall_start), 3),
+        "aws": aws,
     }
     summary["_series"] = per_second([arrival.at for arrival in arrivals], started)
     return summary
 
 
 def run_ceilings(
-    broker: LocalBroker, cert: CertPair, config: Path, workdir: Path, secs: float
+    broker: LocalBroker, config: Path, workdir: Path, secs: float
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     results = []
     bridge = BridgeProcess(config, workdir, extra_env={"BRIDGE_LIFT_RATE_LIMITS": "1"})
     with running(bridge):
         for label, batch, connections in (("single", 1, 32), ("batch", 100, 8)):
-            subscriber = Subscriber(broker, cert, TOPIC_FILTER, workdir).start()
+            subscriber = Subscriber(broker, TOPIC_FILTER, workdir).start()
             with tqdm(desc=f"ceiling {label}", unit="msg") as progress:
                 started = time.time()
                 result = uvloop.run(closed_loop(bridge.port, secs, batch, connections, progress))
@@ -283,20 +292,25 @@ def _raw_publisher(host: str, port: int, ca: str, cert: str, key: str, count: in
 
 
 def run_raw(
-    broker: LocalBroker, cert: CertPair, workdir: Path, count: int, rate: float | None = None
+    broker: LocalBroker, cert: CertPair, workdir: Path, count: int, rate: float | None = None, port: int | None = None
 ) -> dict[str, Any]:
-    subscriber = Subscriber(broker, cert, TOPIC_FILTER, workdir).start()
+    """The bare publisher to ``port`` (default: mosquitto's own mTLS listener, no stand-in on the way)."""
+    subscriber = Subscriber(broker, TOPIC_FILTER, workdir).start()
     files = (str(broker.ca_file), str(cert.cert_path), str(cert.key_path))
+    target_port = port or broker.ports.tls_unenforced
     process = multiprocessing.get_context("spawn").Process(
-        target=_raw_publisher, args=(broker.host, broker.ports.tls, *files, count, rate)
+        target=_raw_publisher, args=(broker.host, target_port, *files, count, rate)
     )
     started = time.time()
-    label = f"raw awscrt, {count} msgs" + (f" at {rate:g}/s" if rate else "")
+    via = " via the stand-in" if target_port == broker.ports.audit else ""
+    label = f"raw awscrt{via}, {count} msgs" + (f" at {rate:g}/s" if rate else "")
     with tqdm(total=1, desc=label, unit="run") as progress:
+        cpu_start, wall_start = process_cpu_secs(broker.stand_in_pid), time.monotonic()
         process.start()
         process.join(timeout=120)
+        subscriber.wait_quiet(count + 1, SETTLE_SECS)
+        cpu_end, wall_end = process_cpu_secs(broker.stand_in_pid), time.monotonic()
         progress.update(1)
-    subscriber.wait_quiet(count + 1, SETTLE_SECS)
     arrivals = subscriber.stop()
     times = sorted(arrival.at for arrival in arrivals)
     delivered_rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
@@ -304,7 +318,32 @@ def run_raw(
         "msgs_per_sec": round(delivered_rate, 1),
         "delivered": len(times),
         "max_1s_window_msgs": max_in_window(times),
+        "stand_in_cpu_core_fraction": round((cpu_end - cpu_start) / (wall_end - wall_start), 3),
         "_series": per_second(times, started),
+    }
+
+
+def run_stand_in_overhead(
+    broker: LocalBroker, cert: CertPair, workdir: Path, count: int, rate: float, direct_msgs_per_sec: float
+) -> dict[str, Any]:
+    """The raw publisher through the stand-in (audit listener: full proxy path, nothing dropped), fast and paced."""
+    fast = run_raw(broker, cert, workdir, count, port=broker.ports.audit)
+    fast.pop("_series")
+    paced = run_raw(broker, cert, workdir, int(rate * 8), rate, port=broker.ports.audit)
+    paced.pop("_series")
+    return {
+        "raw_direct_msgs_per_sec": direct_msgs_per_sec,
+        "raw_via_stand_in_msgs_per_sec": fast["msgs_per_sec"],
+        "ratio_via_stand_in_to_direct": round(fast["msgs_per_sec"] / direct_msgs_per_sec, 3)
+        if direct_msgs_per_sec
+        else None,
+        "stand_in_cpu_core_fraction_at_full_speed": fast["stand_in_cpu_core_fraction"],
+        "paced": {
+            "target_msgs_per_sec": rate,
+            "achieved_msgs_per_sec": paced["msgs_per_sec"],
+            "delivered": paced["delivered"],
+            "stand_in_cpu_core_fraction": paced["stand_in_cpu_core_fraction"],
+        },
     }
 
 
@@ -336,27 +375,39 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         workdir = Path(tmp)
         pki = DevPki(workdir / "pki")
         with LocalBroker(workdir / "broker", pki) as broker:
-            bridge_cert, subscriber_cert = pki.client("bench-bridge"), pki.client("bench-subscriber")
-            config = workdir / "connection.json"
-            config.write_bytes(orjson.dumps(bridge_configuration(broker, bridge_cert)))
+            bridge_cert, publisher_cert = pki.client("bench-bridge"), pki.client("bench-publisher")
+            # The seed run publishes through the enforcing stand-in, as to AWS; the ceilings lift the limits on
+            # purpose and go to mosquitto's own mTLS listener.
+            config, ceiling_config = workdir / "connection.json", workdir / "connection-ceiling.json"
+            config.write_bytes(orjson.dumps(bridge_configuration(broker, bridge_cert, broker.ports.tls)))
+            ceiling_config.write_bytes(
+                orjson.dumps(bridge_configuration(broker, bridge_cert, broker.ports.tls_unenforced))
+            )
             skipped: dict[str, Any] = {"achieved_msgs_per_sec": 0.0, "_series": []}
-            raw = (
-                run_raw(broker, subscriber_cert, workdir, args.raw_count)
+            raw: dict[str, Any] = (
+                run_raw(broker, publisher_cert, workdir, args.raw_count)
                 if "raw" in args.runs
                 else {"msgs_per_sec": 0.0, "_series": []}
             )
+            overhead = (
+                run_stand_in_overhead(
+                    broker, publisher_cert, workdir, args.raw_count, args.overhead_rate, raw["msgs_per_sec"]
+                )
+                if "overhead" in args.runs
+                else {}
+            )
             seed = (
-                run_seed(broker, subscriber_cert, config, workdir, args.seed_rate, args.seed_secs)
+                run_seed(broker, config, workdir, args.seed_rate, args.seed_secs)
                 if "seed" in args.runs
                 else {**skipped, "target_msgs_per_sec": args.seed_rate}
             )
             if "seed" in args.runs:
                 # The same rate from a bare publisher, paced one by one: how much delivery jitter alone adds to
                 # the largest 1-second window the subscriber sees.
-                paced = run_raw(broker, subscriber_cert, workdir, int(args.seed_rate * 8), args.seed_rate)
+                paced = run_raw(broker, publisher_cert, workdir, int(args.seed_rate * 8), args.seed_rate)
                 seed["reference_paced_raw_max_1s_window_msgs"] = paced["max_1s_window_msgs"]
             single, batch = (
-                run_ceilings(broker, subscriber_cert, config, workdir, args.ceiling_secs)
+                run_ceilings(broker, ceiling_config, workdir, args.ceiling_secs)
                 if "ceiling" in args.runs
                 else (dict(skipped), dict(skipped))
             )
@@ -372,6 +423,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "ceiling_single": single,
         "ceiling_batch": batch,
         "raw_awscrt_msgs_per_sec": raw["msgs_per_sec"],
+        "stand_in_overhead": overhead,
         "ratio_ceiling_to_raw": round(best_ceiling / raw["msgs_per_sec"], 3) if raw["msgs_per_sec"] else None,
         "machine": {"cpus": os.cpu_count(), "load_average_1m_at_start": load_at_start},
     }
@@ -388,7 +440,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--raw-count", type=int, default=100_000, help="publishes of the raw awscrt baseline")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"result file (default {DEFAULT_OUTPUT})")
     parser.add_argument(
-        "--runs", default="raw,seed,ceiling", help="comma-separated subset of raw,seed,ceiling (default: all)"
+        "--overhead-rate", type=float, default=1100.0, help="paced rate of the stand-in overhead run (default 1100)"
+    )
+    parser.add_argument(
+        "--runs",
+        default="raw,overhead,seed,ceiling",
+        help="comma-separated subset of raw,overhead,seed,ceiling (default: all; overhead needs raw)",
     )
     args = parser.parse_args(argv)
     args.runs = set(args.runs.split(","))

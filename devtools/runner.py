@@ -1,6 +1,7 @@
 """``make run``: mosquitto, moto, the bridge and a simulated LNS on this machine, wired like a deployment.
 
-Order of start: dev PKI (generated once) → mosquitto (IoT Core's stand-in) → moto (the control plane: thing type
+Order of start: dev PKI (generated once) → mosquitto behind the AWS IoT Core stand-in (``devtools.iotcore``, which
+discards and refuses what IoT Core would, and counts it for the summary) → moto (the control plane: thing type
 and the bridge certificate registered, as the CDK deploy would) → the simulated LNS's downlink API → the bridge
 (``python -m bridge_container`` as a child process, its store in the state directory) → the local connection,
 created or replaced through the Connections API → a subscriber counting what reaches mosquitto → the simulated
@@ -44,7 +45,7 @@ from devtools.simulator import (
     build_fleet,
     thingpark_sent_report,
 )
-from devtools.summary import Snapshot, final_report, parse_metrics, summary_line
+from devtools.summary import AwsFigures, Snapshot, final_report, parse_metrics, summary_line
 from devtools.watcher import BrokerWatcher
 
 logger = logging.getLogger(__name__)
@@ -113,6 +114,9 @@ class LocalPorts:
     plain: int
     moto: int
     http: int
+    tls_unenforced: int
+    audit: int
+    control: int
 
     @classmethod
     def load(cls, path: Path) -> LocalPorts:
@@ -120,7 +124,7 @@ class LocalPorts:
         with contextlib.suppress(FileNotFoundError, ValueError):
             saved = {key: int(value) for key, value in json.loads(path.read_text()).items()}
         chosen: dict[str, int] = {}
-        for name in ("tls", "wss", "plain", "moto", "http"):
+        for name in ("tls", "wss", "plain", "moto", "http", "tls_unenforced", "audit", "control"):
             first_choice = saved.get(name) or (PREFERRED_HTTP_PORT if name == "http" else 0)
             port = first_choice if first_choice and _port_is_free(first_choice) else free_port()
             while port in chosen.values():
@@ -331,6 +335,8 @@ class RunParts:
 async def snapshot(parts: RunParts, client: httpx.AsyncClient, things: int) -> Snapshot:
     figures = parse_metrics((await client.get(f"{parts.bridge.url}/metrics")).text)
     stats, watched = parts.simulator.stats, parts.watcher.stats
+    stand_in = parts.broker.stand_in
+    aws = AwsFigures.from_report(await asyncio.to_thread(stand_in.report)) if stand_in else AwsFigures()
     return Snapshot(
         elapsed_secs=time.monotonic() - parts.started_at,
         lns_sent=stats.sent,
@@ -343,24 +349,26 @@ async def snapshot(parts: RunParts, client: httpx.AsyncClient, things: int) -> S
         downlinks_published=watched.downlinks_published,
         downlinks_at_lns=len(parts.lns.requests),
         feedback=dict(watched.feedback),
+        aws=aws,
     )
 
 
-def print_banner(
-    out: TextIO, options: RunOptions, parts: RunParts, connection_id: str, state: str, watch: CertPair, fleet: str
-) -> None:
+def print_banner(out: TextIO, options: RunOptions, parts: RunParts, connection_id: str, state: str, fleet: str) -> None:
     broker, state_dir = parts.broker, options.state_dir.resolve()
     lines = [
         f"aws-iot-bridge local run (state in {state_dir}; bridge log {state_dir / 'bridge.log'})",
-        f"  mosquitto, standing in for AWS IoT Core: mTLS {broker.host}:{broker.ports.tls}  "
-        f"WSS {broker.host}:{broker.ports.wss}  plain {broker.host}:{broker.ports.plain}",
+        f"  AWS IoT Core stand-in (enforces IoT Core's rules) in front of mosquitto: mTLS {broker.host}:"
+        f"{broker.ports.tls}  WSS {broker.host}:{broker.ports.wss}  violations "
+        f"http://{broker.host}:{broker.ports.control}/violations",
+        f"  mosquitto's own listeners, held to no rule: plain (observer) {broker.host}:{broker.ports.plain}  "
+        f"mTLS {broker.host}:{broker.ports.tls_unenforced}",
         f"  moto, standing in for the AWS control plane: {parts.aws.endpoint_url}",
         f"  bridge: {parts.bridge.url}  (/healthz /metrics /docs /connections)",
         f"  connection {connection_id}: {state}; {fleet} at {options.rate_per_sec:g} uplinks/s",
         "",
-        "Watch the uplinks arrive (the local twin of the AWS IoT test console's subscription):",
-        f"  mosquitto_sub -h {broker.host} -p {broker.ports.tls} --cafile {broker.ca_file.resolve()} "
-        f"--cert {watch.cert_path.resolve()} --key {watch.key_path.resolve()} -t 'tpx/things/+/uplink' -v",
+        "Watch the uplinks arrive (on the observer port: a whole fleet's uplinks are more than one AWS connection "
+        "may receive):",
+        f"  mosquitto_sub -h {broker.host} -p {broker.ports.plain} -t 'tpx/things/+/uplink' -v",
         "Use the Connections API:",
         f'  curl -s -H "Authorization: Bearer $(cat {state_dir / "admin-token"})" {parts.bridge.url}/connections',
         "",
@@ -398,13 +406,17 @@ async def run(options: RunOptions, out: TextIO = sys.stdout) -> int:
     ports = LocalPorts.load(state_dir / "ports.json")
     local = LocalSecrets.load(state_dir)
     pki = DevPki(state_dir / "pki")
-    bridge_cert, watch_cert, user_cert = pki.client("bridge"), pki.client("watcher"), pki.client("mosquitto-sub")
+    bridge_cert, watch_cert = pki.client("bridge"), pki.client("watcher")
     stop = asyncio.Event()
     fleet = build_fleet(options.devices, options.mix)
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(_stop_on_signals(stop))
         broker = stack.enter_context(
-            LocalBroker(state_dir / "broker", pki, BrokerPorts(tls=ports.tls, wss=ports.wss, plain=ports.plain))
+            LocalBroker(
+                state_dir / "broker",
+                pki,
+                BrokerPorts(ports.tls, ports.wss, ports.plain, ports.tls_unenforced, ports.audit, ports.control),
+            )
         )
         aws = stack.enter_context(LocalAws(ports.moto))
         os.environ.update(FAKE_CREDENTIALS)  # this process's own boto3 calls go to moto too
@@ -440,7 +452,7 @@ async def run(options: RunOptions, out: TextIO = sys.stdout) -> int:
         parts = RunParts(broker, aws, bridge, watcher, simulator, lns)
         kinds = {kind: sum(1 for device in fleet if device.lns == kind) for kind in ("thingpark", "chirpstack", "tts")}
         fleet_text = f"{len(fleet)} devices (" + ", ".join(f"{n} {k}" for k, n in kinds.items() if n) + ")"
-        print_banner(out, options, parts, connection_id, state, user_cert, fleet_text)
+        print_banner(out, options, parts, connection_id, state, fleet_text)
         return await _run_loops(options, parts, client, stop, out)
     return 1  # pragma: no cover - the block above always returns or raises
 

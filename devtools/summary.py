@@ -1,4 +1,5 @@
-"""The local run's live summary: the simulator's counters, the bridge's /metrics and what reached the broker."""
+"""The local run's live summary: the simulator's counters, the bridge's /metrics, what reached the broker, and what
+AWS IoT Core would have discarded or refused (the stand-in's counters)."""
 
 from __future__ import annotations
 
@@ -78,6 +79,32 @@ def parse_metrics(text: str) -> BridgeFigures:
 
 
 @dataclass(slots=True)
+class AwsFigures:
+    """From the IoT Core stand-in: what AWS would have discarded or refused, and the busiest rolling second."""
+
+    total: int = 0
+    by_reason: dict[str, int] = field(default_factory=dict)
+    by_client: dict[str, dict[str, int]] = field(default_factory=dict)
+    max_1s_per_connection: int = 0  # publishes offered (in + out) in any rolling second on one connection
+    max_1s_aggregate: int = 0
+
+    @classmethod
+    def from_report(cls, report: dict[str, Any]) -> AwsFigures:
+        windows = report["windows"]
+        return cls(
+            report["total"],
+            dict(report["by_reason"]),
+            {client: dict(reasons) for client, reasons in report["by_client"].items()},
+            windows["max_1s_per_connection"],
+            windows["max_1s_aggregate"],
+        )
+
+    def text(self) -> str:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(self.by_reason.items()))
+        return f"{self.total} ({reasons})" if self.total else "none"
+
+
+@dataclass(slots=True)
 class Snapshot:
     """Every figure the summary shows, at one moment."""
 
@@ -92,6 +119,7 @@ class Snapshot:
     downlinks_published: int
     downlinks_at_lns: int
     feedback: dict[str, int]
+    aws: AwsFigures = field(default_factory=AwsFigures)
 
     def to_json(self) -> dict[str, Any]:
         document = asdict(self)
@@ -119,6 +147,7 @@ def summary_line(now: Snapshot, before: Snapshot) -> str:
         f" | things {now.things_registered}"
         f" | downlinks {now.downlinks_published} sent, {now.downlinks_at_lns} at LNS"
         f" | pool {pools} ({clients})"
+        f" | AWS would discard {now.aws.text()}"
     )
 
 
@@ -135,5 +164,8 @@ def final_report(last: Snapshot) -> str:
             f"(registrations by outcome: {last.bridge.registrations or 'none'})",
             f"downlinks: {last.downlinks_published} published on MQTT, {last.downlinks_at_lns} reached the LNS, "
             f"feedback {dict(last.feedback) or 'none'}",
+            f"AWS IoT Core would have discarded or refused (local stand-in): {last.aws.text()}; "
+            f"busiest rolling second: {last.aws.max_1s_per_connection} publishes on one connection, "
+            f"{last.aws.max_1s_aggregate} on all",
         ]
     )

@@ -1,7 +1,9 @@
 """The local run's own MQTT client: counts the uplinks that reach mosquitto and plays the cloud side's downlinks.
 
-It connects like any device of the customer's account would (mTLS with a dev client certificate), subscribes to
-the uplink filter and to the downlink feedback topics, and publishes downlink requests on the downlink topic.
+It connects with a dev client certificate to mosquitto's own mTLS listener, not to the enforcing stand-in: it is a
+measurement tool reading the whole fleet's uplinks (which at 1000/s no single AWS connection could), not a client
+under test. It subscribes to the uplink filter and to the downlink feedback topics, and publishes downlink requests
+on the downlink topic.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class BrokerWatcher:
         settings = ClientSettings(
             client_id=WATCHER_CLIENT_ID,
             endpoint=broker.host,
-            port=broker.ports.tls,
+            port=broker.ports.tls_unenforced if broker.enforce else broker.ports.tls,
             protocol="SSL",
             region="local",
             keep_alive_secs=60,

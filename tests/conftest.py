@@ -1,9 +1,9 @@
-"""Session-wide fixtures: fake AWS credentials, the dev PKI, a real mosquitto broker and moto."""
+"""Session-wide fixtures: fake AWS credentials, the dev PKI, the local IoT Core (stand-in + mosquitto) and moto."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +11,7 @@ import pytest
 from devtools.aws import FAKE_CREDENTIALS, LocalAws
 from devtools.broker import LocalBroker
 from devtools.pki import DevPki
+from tests import aws_rules
 
 TEST_REGION = "eu-central-1"
 
@@ -44,7 +45,7 @@ def rogue_pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
 
 @pytest.fixture(scope="session")
 def broker(pki: DevPki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
-    """mosquitto on 127.0.0.1 with an mTLS listener and a WSS listener, shared by the session."""
+    """The local IoT Core shared by the session: the enforcing stand-in (mTLS, WSS) in front of mosquitto."""
     with LocalBroker(tmp_path_factory.mktemp("broker"), pki) as running:
         yield running
 
@@ -61,3 +62,22 @@ def local_aws() -> Iterator[LocalAws]:
     """moto's server on a free loopback port (for code that talks to AWS over HTTP)."""
     with LocalAws() as server:
         yield server
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    """Fail a test during which AWS IoT Core would have discarded or refused something (see ``tests/aws_rules``)."""
+    brokers = aws_rules.checked_brokers(item)
+    before = aws_rules.read(brokers)
+    result = yield
+    if brokers:
+        aws_rules.judge(item, aws_rules.grown(brokers, before))
+    return result
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    lines = aws_rules.summary_lines(config)
+    if lines:
+        terminalreporter.section(f"AWS IoT Core violations of tests marked {aws_rules.KNOWN_MARKER}")
+        for line in lines:
+            terminalreporter.line(line)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,13 @@ AS_KEY = "00112233445566778899aabbccddeeff"
 FAST_RETRY = RetryPolicy(max_attempts=3, base_delay_secs=0.01, max_delay_secs=0.02)
 FAST_SETTINGS = DownlinkSettings(http=HttpSettings(read_timeout_secs=1.0, retry=FAST_RETRY), drain_deadline_secs=2.0)
 OPEN_TIMEOUT_SECS = 15.0
+# IoT Core refuses a second CONNECT of a client ID within a second: tests that follow each other faster than that
+# must not share client IDs, so every bridge and application here gets a task ID of its own.
+_INSTANCES = itertools.count(1)
+
+
+def unique_task_id(task_id: str) -> str:
+    return f"{task_id}-{next(_INSTANCES)}"
 
 
 def configuration(broker: LocalBroker, client: CertPair, lns: LocalLns, **overrides: Any) -> ConnectionConfiguration:
@@ -100,7 +108,10 @@ async def running_bridge(
 ) -> AsyncIterator[Bridge]:
     registry = CollectorRegistry()
     pool = MqttPool(
-        "default", PoolSettings.from_configuration(config), CrtClientFactory(config, task_id), UplinkMetrics(registry)
+        "default",
+        PoolSettings.from_configuration(config),
+        CrtClientFactory(config, unique_task_id(task_id)),
+        UplinkMetrics(registry),
     )
     async with pool, DownlinkService("default", config, pool, registry, settings) as downlinks:
         yield Bridge(pool, downlinks, registry)
@@ -113,7 +124,7 @@ class Application:
         self.messages: asyncio.Queue[InboundMessage] = asyncio.Queue()
         self._opened = asyncio.Event()
         callbacks = ClientCallbacks(on_state=self._on_state, on_message=self.messages.put_nowait)
-        self.client = CrtClientFactory(config, task_id)(0, callbacks)
+        self.client = CrtClientFactory(config, unique_task_id(task_id))(0, callbacks)
 
     def _on_state(self, _client: MqttClient, state: ConnectionState) -> None:
         if state is ConnectionState.OPENED:

@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 from awscrt import mqtt5
-from awsiot import mqtt5_client_builder
 
 from bridge_domain.connection import Connection
 from devtools.broker import LocalBroker
-from devtools.pki import CertPair, DevPki
+from devtools.pki import CertPair
 
 CERT_ID = "cd" * 32
 OPEN_TIMEOUT_SECS = 15.0
@@ -54,10 +53,12 @@ class Received:
 
 @dataclass
 class Subscriber:
-    """An awscrt MQTT 5 client of its own (mTLS), independent of the bridge's adapter, recording what arrives."""
+    """An awscrt MQTT 5 client of its own, independent of the bridge's adapter, recording what arrives.
+
+    A measurement tool, not an AWS client: it reads on the broker's plain observer port, held to no rule.
+    """
 
     broker: LocalBroker
-    cert: CertPair
     topic_filter: str
     messages: list[Received] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -70,15 +71,14 @@ class Subscriber:
 
     async def start(self) -> None:
         connected = threading.Event()
-        self._client = mqtt5_client_builder.mtls_from_path(
-            str(self.cert.cert_path),
-            str(self.cert.key_path),
-            endpoint=self.broker.host,
-            port=self.broker.ports.tls,
-            ca_filepath=str(self.broker.ca_file),
-            client_id=f"test-subscriber-{id(self)}",
-            on_publish_received=self._on_publish,
-            on_lifecycle_connection_success=lambda _data: connected.set(),
+        self._client = mqtt5.Client(
+            mqtt5.ClientOptions(
+                host_name=self.broker.host,
+                port=self.broker.ports.plain,
+                connect_options=mqtt5.ConnectPacket(client_id=f"test-subscriber-{id(self)}"),
+                on_publish_callback_fn=self._on_publish,
+                on_lifecycle_event_connection_success_fn=lambda _data: connected.set(),
+            )
         )
         self._client.start()
         assert await asyncio.to_thread(connected.wait, OPEN_TIMEOUT_SECS), "subscriber did not connect"
@@ -104,12 +104,12 @@ class Subscriber:
 
 
 @pytest.fixture
-async def subscribe(pki: DevPki) -> AsyncIterator[Callable[[LocalBroker, str], Any]]:
-    """``await subscribe(broker, filter)`` → a started :class:`Subscriber`, stopped after the test."""
+async def subscribe() -> AsyncIterator[Callable[[LocalBroker, str], Any]]:
+    """``await subscribe(broker, filter)`` → a started :class:`Subscriber` on the observer port, stopped after."""
     started: list[Subscriber] = []
 
     async def start(broker: LocalBroker, topic_filter: str) -> Subscriber:
-        subscriber = Subscriber(broker, pki.client("test-subscriber"), topic_filter)
+        subscriber = Subscriber(broker, topic_filter)
         await subscriber.start()
         started.append(subscriber)
         return subscriber
