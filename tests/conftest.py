@@ -69,7 +69,12 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     """Fail a test during which AWS IoT Core would have discarded or refused something (see ``tests/aws_rules``)."""
     brokers = aws_rules.checked_brokers(item)
     before = aws_rules.read(brokers)
-    result = yield
+    try:
+        result = yield
+    except BaseException as exc:
+        if brokers:
+            aws_rules.annotate(item, exc, brokers, before)
+        raise
     if brokers:
         aws_rules.judge(item, aws_rules.grown(brokers, before))
     return result

@@ -120,7 +120,8 @@ async def running_bridge(
 class Application:
     """The customer's side: publishes downlinks and listens to the feedback topics, over the real client library."""
 
-    def __init__(self, config: ConnectionConfiguration, task_id: str = "app") -> None:
+    def __init__(self, config: ConnectionConfiguration, task_id: str = "app", *, feedback: bool = True) -> None:
+        self.feedback_subscribed = feedback
         self.messages: asyncio.Queue[InboundMessage] = asyncio.Queue()
         self._opened = asyncio.Event()
         callbacks = ClientCallbacks(on_state=self._on_state, on_message=self.messages.put_nowait)
@@ -133,7 +134,8 @@ class Application:
     async def __aenter__(self) -> Application:
         await self.client.start()
         await asyncio.wait_for(self._opened.wait(), OPEN_TIMEOUT_SECS)
-        await self.client.subscribe("tpx/things/+/downlink/+")
+        if self.feedback_subscribed:
+            await self.client.subscribe("tpx/things/+/downlink/+")
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
