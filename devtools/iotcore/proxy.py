@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import ssl
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, cast
@@ -351,7 +352,7 @@ class Link:
         return True
 
     # --- both ways ---------------------------------------------------------------------------------------------
-    def _cut(self, data: bytes, judge: Any) -> tuple[list[bytes], bytes]:
+    def _cut(self, data: bytes, judge: Callable[[int, int, memoryview], bool]) -> tuple[list[bytes], bytes]:
         """Whole packets of ``data`` that pass ``judge`` (as runs of the original bytes), and the incomplete rest."""
         view = memoryview(data)
         forward: list[bytes] = []
@@ -423,7 +424,7 @@ class StandIn:
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def spawn(self, coroutine: Any) -> None:
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -64,9 +64,10 @@ async def test_inbound_and_outbound_publishes_share_the_connection_s_budget(
         seen = observer.snapshot()
     finally:
         observer.stop()
-    assert len(seen) == 60  # every inbound publish was within the budget
+    # 120 publishes on one connection (60 in, 60 back out) within a second: 100 pass, whichever way they went
     assert violations.by_client == {"echo-client": {"publish_rate": 20}}
-    assert len(client.messages) == LIMIT - 60
+    assert len(seen) + len(client.messages) == LIMIT
+    assert len(client.messages) <= len(seen)
 
 
 async def test_a_throttled_qos1_publish_gets_puback_quota_exceeded(
