@@ -28,6 +28,7 @@ from bridge_container.http_server import http_server
 from bridge_container.ingress.http import FastIngress, ingress_router
 from bridge_container.ingress.pipeline import IngressResult, error_result
 from bridge_container.metrics import PROMETHEUS_CONTENT_TYPE, EmfEmitter, UplinkMetrics, new_registry, render
+from bridge_container.mqtt.connects import ConnectPacer
 from bridge_container.mqtt.crt import CrtClientFactory
 from bridge_container.mqtt.port import ClientFactory
 from bridge_container.runtime import ConnectionRuntime, RuntimeSettings
@@ -81,6 +82,7 @@ class BridgeService:
         self.draining = False
         self._runtimes: dict[str, ConnectionRuntime] = {}
         self._lock = asyncio.Lock()
+        self._connects = ConnectPacer()  # one per process: a replaced connection reuses its client IDs
         self._shutdown = asyncio.Event()
         self.api = self.connections_api(self) if self.connections_api is not None else None
         self.fastapi = self._build_app()
@@ -170,7 +172,9 @@ class BridgeService:
 
     def _build_runtime(self, connection_id: str, connection: Connection) -> ConnectionRuntime:
         config = connection.configuration
-        build = self.client_factory or (lambda configuration, task_id: CrtClientFactory(configuration, task_id))
+        build = self.client_factory or (
+            lambda configuration, task_id: CrtClientFactory(configuration, task_id, connects=self._connects)
+        )
         settings = RuntimeSettings(
             registration_function=self.settings.registration_function,
             lift_rate_limits=self.settings.lift_rate_limits,

@@ -23,6 +23,7 @@ import awscrt.mqtt5 as mqtt5
 from awsiot import mqtt5_client_builder
 
 from bridge_container.exceptions import PublishError, SubscribeError
+from bridge_container.mqtt.connects import ConnectPacer
 from bridge_container.mqtt.port import (
     NOT_STARTED,
     ClientCallbacks,
@@ -120,8 +121,10 @@ class CrtMqttClient:
         callbacks: ClientCallbacks,
         *,
         use_native_publish: bool = True,
+        connects: ConnectPacer | None = None,
     ) -> None:
         self.client_id = settings.client_id
+        self._connects = connects
         self._settings = settings
         self._callbacks = callbacks
         self._state = ConnectionState.DEACTIVATED
@@ -147,6 +150,8 @@ class CrtMqttClient:
         """Begin connecting; returns at once (CRT reconnects by itself until :meth:`stop`)."""
         if self._client is not None:
             return
+        if self._connects is not None:
+            await self._connects.before_connect(self.client_id)
         self._loop = asyncio.get_running_loop()
         self._stopped = asyncio.Event()
         self._client = self._build()
@@ -169,6 +174,8 @@ class CrtMqttClient:
             logger.warning("MQTT client %s did not confirm its stop within %ss", self.client_id, STOP_TIMEOUT_SECS)
         self._client = None
         self._native = self._binding = None
+        if self._connects is not None:
+            self._connects.record(self.client_id)  # it may have reconnected a moment ago
         self._set_state(ConnectionState.DEACTIVATED)
 
     # --- operations ------------------------------------------------------------------------------------------
@@ -381,12 +388,14 @@ class CrtClientFactory:
         *,
         reconnect: ReconnectSettings | None = None,
         use_native_publish: bool = True,
+        connects: ConnectPacer | None = None,
     ) -> None:
         self._config = config
+        self._connects = connects
         self._task_id = task_id
         self._reconnect = reconnect
         self._use_native_publish = use_native_publish
 
     def __call__(self, slot: int, callbacks: ClientCallbacks) -> MqttClient:
         settings = client_settings(self._config, self._task_id, slot, self._reconnect)
-        return CrtMqttClient(settings, callbacks, use_native_publish=self._use_native_publish)
+        return CrtMqttClient(settings, callbacks, use_native_publish=self._use_native_publish, connects=self._connects)
