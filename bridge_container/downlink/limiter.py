@@ -2,8 +2,10 @@
 
 The arithmetic is :class:`~bridge_domain.ratelimit.WindowedRate`: a token bucket with a small burst keeps the flow
 smooth and absorbs the event loop's timer lateness (a bucket of one token would lose every late wake-up and fall
-short of the rate); its sliding window makes the limit hard, so no rolling second ever holds more than ``rate``
-requests, retries included. This module only adds the waiting: callers are served in arrival order.
+short of the rate); its sliding window makes the limit hard, so no rolling window of a second plus the jitter
+margin (:data:`~bridge_domain.budget.LIMIT_WINDOW_SECS`) ever holds more than ``rate`` requests, retries included,
+and the network server, counting arrivals, sees no second above the rate. This module only adds the waiting:
+callers are served in arrival order.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
+from bridge_domain.budget import LIMIT_WINDOW_SECS
 from bridge_domain.ratelimit import WindowedRate
 
 # A twentieth of a second's worth of tokens: enough to catch up after a late timer, small enough to stay smooth.
@@ -47,7 +50,9 @@ class RateLimiter:
     ) -> None:
         if settings.rate_per_sec < 1:
             raise ValueError("rate_per_sec must be at least 1")
-        self._rate = WindowedRate.per_sec(float(settings.rate_per_sec), burst=settings.bucket_size())
+        self._rate = WindowedRate(
+            limit=settings.rate_per_sec, window_secs=LIMIT_WINDOW_SECS, burst=settings.bucket_size()
+        )
         self._clock = clock
         self._sleep = sleep
         self._lock = asyncio.Lock()  # asyncio.Lock wakes waiters in FIFO order
