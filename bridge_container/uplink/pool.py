@@ -237,8 +237,8 @@ class MqttPool:
 
     def _publish_now(self, topic: str, payload: bytes) -> bool:
         """With nothing queued ahead and a grant at hand, publish at once: no buffer, no dispatcher wake-up."""
-        if self._sent - self._reaped >= self._max_in_flight:
-            return False
+        if self._control or self._sent - self._reaped >= self._max_in_flight:
+            return False  # feedback waiting for a grant goes first
         now = self._clock()
         limiter = self._limiter
         if limiter is not None and limiter.aggregate_wait(now) > 0.0:
