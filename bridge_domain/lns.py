@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from typing import Annotated, Final, Literal
 
-from pydantic import AnyHttpUrl, Field
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 
 from bridge_domain.models import DocumentModel
-from bridge_domain.secrets import SecretInput
+from bridge_domain.secrets import SecretInput, SecretsManagerRef
 
 LnsKind = Literal["thingpark", "chirpstack", "tts"]
+# ThingPark's Tunnel Interface Authentication Key: 128 bits written as 32 hex digits, hashed in lower case.
+_AS_KEY_RE: Final = re.compile(r"[0-9a-fA-F]{32}")
+_AsKey = SecretStr | SecretsManagerRef
 
 
 class ThingParkLns(DocumentModel):
@@ -21,14 +25,32 @@ class ThingParkLns(DocumentModel):
     )
     as_key: SecretInput | None = Field(
         default=None,
-        description="AS key (32 hex digits): verifies uplink Tokens and signs downlinks. Without it uplinks are not "
-        "authenticated and downlinks cannot be signed.",
+        description="AS key (ThingPark's Tunnel Interface Authentication Key, 128 bits as 32 hex digits, any case; "
+        "used in lower case): verifies the Token of uplinks and downlink reports and signs downlinks. Without it "
+        "ThingPark messages are not authenticated and downlinks cannot be signed.",
     )
     downlink_url: AnyHttpUrl = Field(
         default=AnyHttpUrl("https://thingparkenterprise.eu.actility.com/thingpark/lrc/rest/downlink"),
         description="ThingPark application-server downlink endpoint.",
     )
-    max_time_drift_secs: int = Field(default=60, ge=1, le=3600, description="Largest accepted age of an uplink's Time.")
+    max_time_drift_secs: int = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description="Largest accepted distance between a message's Time and the bridge's clock; a signed message is "
+        "accepted once within it.",
+    )
+
+    @field_validator("as_key")
+    @classmethod
+    def _as_key_is_128_bit_hex(cls, value: _AsKey | None) -> _AsKey | None:
+        # A Secrets Manager reference is checked the same way once fetched (the connection is validated again).
+        if not isinstance(value, SecretStr):
+            return value
+        key = value.get_secret_value()
+        if _AS_KEY_RE.fullmatch(key) is None:
+            raise ValueError("must be 32 hexadecimal digits (ThingPark's 128-bit AS key)")
+        return SecretStr(key.lower())
 
 
 class ChirpStackLns(DocumentModel):

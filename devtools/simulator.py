@@ -127,9 +127,19 @@ def _iso_z(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def thingpark_token(uplink: Mapping[str, Any], query_parameters: Sequence[tuple[str, str]], as_key: str) -> str:
-    """ThingPark's uplink Token: SHA-256 hex of CustomerID DevEUI FPort FCntUp payload_hex, the query, the AS key."""
-    body_part = "".join(str(uplink[name]) for name in ("CustomerID", "DevEUI", "FPort", "FCntUp", "payload_hex"))
+UPLINK_SIGNED_FIELDS: Final = ("CustomerID", "DevEUI", "FPort", "FCntUp", "payload_hex")
+REPORT_SIGNED_FIELDS: Final = ("CustomerID", "DevEUI", "FPort", "FCntDn")
+
+
+def thingpark_token(
+    message: Mapping[str, Any],
+    query_parameters: Sequence[tuple[str, str]],
+    as_key: str,
+    signed_fields: Sequence[str] = UPLINK_SIGNED_FIELDS,
+) -> str:
+    """ThingPark's Token: SHA-256 hex of the message's signed fields (an uplink's CustomerID DevEUI FPort FCntUp
+    payload_hex, a report's CustomerID DevEUI FPort FCntDn), the query, the AS key."""
+    body_part = "".join(str(message.get(name, "")) for name in signed_fields)
     query_part = "&".join(f"{name}={value}" for name, value in query_parameters)
     return hashlib.sha256((body_part + query_part + as_key).encode()).hexdigest()
 
@@ -325,9 +335,11 @@ def tts_uplink(
 
 def thingpark_sent_report(downlink_query: Mapping[str, str], endpoint: LnsEndpoint) -> PreparedUplink:
     """The ``DevEUI_downlink_Sent`` report ThingPark posts once a downlink it accepted went out over the air."""
+    now = datetime.now(UTC)
+    dev_eui = downlink_query.get("DevEUI", "")
     report = {
-        "Time": _iso_millis(datetime.now(UTC)),
-        "DevEUI": downlink_query.get("DevEUI", ""),
+        "Time": _iso_millis(now),
+        "DevEUI": dev_eui,
         "FPort": int(downlink_query.get("FPort", "1")),
         "FCntDn": 1,
         "CorrelationID": downlink_query.get("CorrelationID", ""),
@@ -336,8 +348,12 @@ def thingpark_sent_report(downlink_query: Mapping[str, str], endpoint: LnsEndpoi
         "Lrrid": _GATEWAYS[0][0],
         "CustomerID": THINGPARK_CUSTOMER_ID,
     }
+    parameters = [("LrnDevEui", dev_eui), ("AS_ID", endpoint.as_id), ("Time", _iso_millis(now))]
+    if endpoint.secret is not None:
+        parameters.append(("Token", thingpark_token(report, parameters, endpoint.secret, REPORT_SIGNED_FIELDS)))
     body = orjson.dumps({"DevEUI_downlink_Sent": report})
-    return PreparedUplink(endpoint.path, body, {"Content-Type": "application/json"})
+    query = urlencode(parameters, quote_via=quote)
+    return PreparedUplink(f"{endpoint.path}?{query}", body, {"Content-Type": "application/json"})
 
 
 def prepare_uplink(device: Device, endpoint: LnsEndpoint, rng: random.Random) -> PreparedUplink:

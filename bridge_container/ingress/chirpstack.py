@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from bridge_container.ingress import fields
 from bridge_container.ingress.exceptions import BadUplinkError
-from bridge_container.ingress.record import (
-    MAX_FCNT,
-    MAX_FPORT,
-    UplinkRecord,
-    dev_eui_of,
-    first_object,
-    optional_float,
-    optional_int,
-    optional_str,
-)
+from bridge_container.ingress.record import UplinkRecord
 
 UPLINK_EVENT: Final = "up"
 
@@ -29,20 +21,23 @@ def parse_up(document: object, raw: bytes | None) -> UplinkRecord:
         raise BadUplinkError("malformed", "a ChirpStack event must be a JSON object")
     info = document.get("deviceInfo")
     if not isinstance(info, dict):
-        raise BadUplinkError("malformed", "the up event has no deviceInfo")
-    first_rx = first_object(document.get("rxInfo"))
+        raise BadUplinkError("malformed", "the up event has no deviceInfo object", field="deviceInfo")
+    port = fields.fport(document.get("fPort"), "fPort")
+    payload_hex = fields.base64_payload(document.get("data"), "data")
+    fields.require_port_for_payload(port, payload_hex, "fPort")
+    first_rx = fields.first_object(document.get("rxInfo"))
     return UplinkRecord(
         lns="chirpstack",
-        dev_eui=dev_eui_of(info.get("devEui")),
+        dev_eui=fields.dev_eui(info.get("devEui"), "deviceInfo.devEui"),
         source=document,
         raw=raw,
-        fport=optional_int(document.get("fPort"), "fPort", MAX_FPORT),
-        fcnt_up=optional_int(document.get("fCnt"), "fCnt", MAX_FCNT),
-        dev_addr=optional_str(document.get("devAddr"), "devAddr"),
-        application_id=optional_str(info.get("applicationId"), "deviceInfo.applicationId"),
-        time=optional_str(document.get("time"), "time"),
-        payload_base64=optional_str(document.get("data"), "data"),
+        fport=port,
+        fcnt_up=fields.frame_counter(document.get("fCnt"), "fCnt"),
+        dev_addr=fields.dev_addr(document.get("devAddr"), "devAddr"),
+        application_id=fields.optional_str(info.get("applicationId"), "deviceInfo.applicationId"),
+        time=fields.timestamp(document.get("time"), "time"),
+        payload_hex=payload_hex,
         decoded=document.get("object"),
-        rssi=optional_float(first_rx.get("rssi")),
-        snr=optional_float(first_rx.get("snr")),
+        rssi=fields.optional_float(first_rx.get("rssi")),
+        snr=fields.optional_float(first_rx.get("snr")),
     )

@@ -15,7 +15,15 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bridge_container.ingress.pipeline import ACCEPTED_ONE, IngressResult, error_result, max_body_bytes
+from bridge_container.ingress.exceptions import IngressError
+from bridge_container.ingress.pipeline import (
+    ACCEPTED_ONE,
+    IngressResult,
+    check_request,
+    max_body_bytes,
+    refusal,
+    too_large,
+)
 
 LnsPath = Literal["thingpark", "chirpstack", "tts", "batch"]
 _JSON: Final = (b"content-type", b"application/json")
@@ -59,16 +67,22 @@ class FastIngress:
 
     async def _handle(self, connection_id: str | None, lns: str, scope: Scope, receive: Receive, send: Send) -> None:
         authorization: bytes | None = None
+        content_type: bytes | None = None
         declared_length = -1
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value
+            elif name == b"content-type":
+                content_type = value
             elif name == b"content-length":
                 declared_length = int(value) if value.isdigit() else -1
-        limit = max_body_bytes(lns)
-        body = b"" if declared_length > limit else await _read_body(receive, limit)
-        if declared_length > limit or body is None:
-            result = error_result(413, "too_large", f"the request body exceeds {limit} bytes")
+        try:
+            check_request(lns, content_type, declared_length)
+            body = await _read_body(receive, max_body_bytes(lns))
+            if body is None:
+                raise too_large(lns)
+        except IngressError as exc:
+            result = refusal(exc)
         else:
             result = await self.handler.ingest(
                 connection_id, lns, body, query=scope["query_string"], authorization=authorization
@@ -113,10 +127,12 @@ class Accepted(BaseModel):
 
 
 class IngressErrorBody(BaseModel):
-    """4xx/5xx: a short reason code and a sentence."""
+    """4xx/5xx: a short reason code and a sentence; for a refused field, its name and what is wrong with it."""
 
     error: str
     message: str
+    field: str | None = None
+    reason: str | None = None
 
 
 _BODY_DOC: Final[dict[str, Any]] = {
@@ -132,13 +148,19 @@ _BODY_DOC: Final[dict[str, Any]] = {
     }
 }
 _RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
-    202: {"model": Accepted, "description": "Accepted into the uplink buffer."},
-    400: {"model": IngressErrorBody, "description": "Malformed JSON, invalid DevEUI, topic injection, >128 KB."},
-    401: {"model": IngressErrorBody, "description": "Token, secret header or Time check failed."},
+    202: {"model": Accepted, "description": "Accepted into the uplink buffer (or acknowledged, not published)."},
+    400: {
+        "model": IngressErrorBody,
+        "description": "Malformed JSON, not an uplink, topic injection, or a field that fails its check "
+        "(DevEUI, FPort, payload, frame counter, time): `field` names it.",
+    },
+    401: {"model": IngressErrorBody, "description": "Token or Authorization missing or wrong, Time missing or off."},
+    403: {"model": IngressErrorBody, "description": "A signed ThingPark request that was already accepted."},
     404: {"model": IngressErrorBody, "description": "No such connection or LNS."},
-    413: {"model": IngressErrorBody, "description": "Request body too large."},
+    413: {"model": IngressErrorBody, "description": "Request body or the document to publish too large."},
+    415: {"model": IngressErrorBody, "description": "Content-Type is not application/json (batch: or NDJSON)."},
     429: {"model": IngressErrorBody, "description": "Buffer full; see Retry-After."},
-    503: {"model": IngressErrorBody, "description": "Shutting down; see Retry-After."},
+    503: {"model": IngressErrorBody, "description": "Shutting down, or the replay cache is full; see Retry-After."},
 }
 
 
@@ -164,9 +186,19 @@ def ingress_router(handler: IngressHandler) -> APIRouter:
     router = APIRouter(tags=["uplinks"])
 
     async def answer(connection_id: str | None, lns: str, request: Request) -> Response:
-        body = await _read_limited(request, lns)
-        if body is None:
-            return _to_response(error_result(413, "too_large", f"the request body exceeds {max_body_bytes(lns)} bytes"))
+        content_type = request.headers.get("content-type")
+        declared = request.headers.get("content-length")
+        try:
+            check_request(
+                lns,
+                content_type.encode("latin-1") if content_type is not None else None,
+                int(declared) if declared is not None and declared.isdigit() else -1,
+            )
+            body = await _read_limited(request, lns)
+            if body is None:
+                raise too_large(lns)
+        except IngressError as exc:
+            return _to_response(refusal(exc))
         authorization = request.headers.get("authorization")
         result = await handler.ingest(
             connection_id,

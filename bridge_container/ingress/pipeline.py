@@ -1,8 +1,13 @@
-"""One connection's ingress: authenticate, parse, normalise, render, and hand to the pool; the answer as HTTP.
+"""One connection's ingress: authenticate, parse, validate, render, and hand to the pool; the answer as HTTP.
 
-The hot path is plain Python on bytes: orjson parses once, explicit checks replace per-message model validation
-(the connection configuration was validated once), the topic pattern is pre-parsed, and the answer bodies of the
-common cases are constants.
+Every message a route carries is authenticated: ThingPark's uplinks and downlink reports by their Token (when an
+AS key is configured), each signed request accepted once (:mod:`~bridge_container.ingress.replay`); ChirpStack,
+TTS and batches by the secret in their Authorization header, compared in constant time. Every refusal is a 4xx
+(or 503) with a JSON reason, counted in ``bridge_uplinks_rejected{reason}``, and nothing refused is published.
+
+The hot path is plain Python on bytes: orjson parses once, explicit checks (``fields.py``) replace per-message
+model validation (the connection configuration was validated once), the topic pattern is pre-parsed, and the
+answer bodies of the common cases are constants.
 """
 
 from __future__ import annotations
@@ -12,23 +17,38 @@ import hmac
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any, Final, Protocol
 
 import orjson
 
 from bridge_container.exceptions import PoolClosedError
 from bridge_container.ingress import batch, chirpstack, thingpark, tts
-from bridge_container.ingress.exceptions import BadUplinkError, IngressError, UnauthorizedError
+from bridge_container.ingress.exceptions import (
+    BadUplinkError,
+    IngressError,
+    InvalidFieldError,
+    PayloadTooLargeError,
+    UnauthorizedError,
+    UnsupportedMediaTypeError,
+)
 from bridge_container.ingress.record import UplinkRecord, UplinkRenderer
+from bridge_container.ingress.replay import MAX_REPLAY_ENTRIES, ReplayCache
 from bridge_container.metrics import UplinkMetrics
 from bridge_container.registration import Registrar
 from bridge_domain.connection import ConnectionConfiguration
 from bridge_domain.lns import ChirpStackLns, ThingParkLns, TtsLns
+from bridge_domain.quotas import MAX_PAYLOAD_BYTES
 from bridge_domain.secrets import reveal
 
 LNS_KINDS: Final = ("thingpark", "chirpstack", "tts", "batch")
-MAX_BODY_BYTES: Final = 1024 * 1024
-MAX_BATCH_BODY_BYTES: Final = 16 * 1024 * 1024
+# One document is published as at most AWS IoT's 128 KiB payload; the LNS's own envelope around it (radio metadata
+# of up to 10 gateways, ids, the base64 form of the payload) stays well below as much again.
+MAX_BODY_BYTES: Final = 2 * MAX_PAYLOAD_BYTES
+# A batch: 128 documents of the largest size, or its 10,000 items at 1.6 KiB each (a typical uplink is under 1 KiB).
+MAX_BATCH_BODY_BYTES: Final = 128 * MAX_PAYLOAD_BYTES
+JSON_MEDIA_TYPES: Final = frozenset({b"application/json"})
+BATCH_MEDIA_TYPES: Final = frozenset({b"application/json", b"application/x-ndjson"})
 MAX_RETRY_AFTER_SECS: Final = 60
 BATCH_ISSUES_SHOWN: Final = 20
 ACCEPTED_ONE: Final = b'{"accepted":1}'
@@ -66,8 +86,39 @@ def error_result(status: int, reason: str, message: str, retry_after_secs: int |
     return IngressResult(status, orjson.dumps({"error": reason, "message": message}), retry_after_secs)
 
 
+def refusal(exc: IngressError) -> IngressResult:
+    """The answer to a refused request: ``error`` (the reason code), ``message``, and the ``field`` to blame."""
+    body: dict[str, object] = {"error": exc.reason, "message": exc.message}
+    if exc.field is not None:
+        body["field"] = exc.field
+        if isinstance(exc, InvalidFieldError):
+            body["reason"] = exc.problem
+    return IngressResult(exc.status, orjson.dumps(body), exc.retry_after_secs)
+
+
 def max_body_bytes(lns: str) -> int:
     return MAX_BATCH_BODY_BYTES if lns == "batch" else MAX_BODY_BYTES
+
+
+def check_request(lns: str, content_type: bytes | None, declared_length: int) -> None:
+    """Refuse, before the body is read, a media type other than JSON (415) or a declared length over the bound (413).
+
+    Every LNS posts ``application/json`` (parameters such as ``charset`` are ignored); a batch may also be
+    ``application/x-ndjson``.
+    """
+    media_type = content_type.split(b";", 1)[0].strip().lower() if content_type is not None else b""
+    if media_type not in (BATCH_MEDIA_TYPES if lns == "batch" else JSON_MEDIA_TYPES):
+        raise UnsupportedMediaTypeError(
+            "unsupported_media_type",
+            "the body must be application/json" + (" or application/x-ndjson" if lns == "batch" else ""),
+            field="Content-Type",
+        )
+    if declared_length > max_body_bytes(lns):
+        raise too_large(lns)
+
+
+def too_large(lns: str) -> PayloadTooLargeError:
+    return PayloadTooLargeError("too_large", f"the request body exceeds {max_body_bytes(lns)} bytes")
 
 
 def _header_secret_matches(header: bytes | None, secret: bytes) -> bool:
@@ -91,6 +142,7 @@ class UplinkIngress:
         reports: ReportHandler | None,
         *,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        max_replay_entries: int = MAX_REPLAY_ENTRIES,
     ) -> None:
         self.connection_id = connection_id
         self._sink = sink
@@ -105,6 +157,8 @@ class UplinkIngress:
         # Secrets are revealed once here, never per request.
         self._thingpark = thingpark_settings if isinstance(thingpark_settings, ThingParkLns) else None
         self._as_key = reveal(self._thingpark.as_key) if self._thingpark is not None else None
+        self._max_drift_secs = self._thingpark.max_time_drift_secs if self._thingpark is not None else 0
+        self._replays = ReplayCache(max_replay_entries) if self._as_key is not None else None
         self._chirpstack_token = (
             (reveal(chirpstack_settings.ingress_token) or "").encode()
             if isinstance(chirpstack_settings, ChirpStackLns)
@@ -137,7 +191,7 @@ class UplinkIngress:
                 return self._batch_request(body, authorization)
         except IngressError as exc:
             self._metrics.rejected.labels(self.connection_id, lns, exc.reason).inc()
-            return error_result(exc.status, exc.reason, exc.message)
+            return refusal(exc)
         except PoolClosedError:
             self._metrics.rejected.labels(self.connection_id, lns, "stopping").inc()
             return error_result(503, "stopping", "the bridge is shutting down; retry on another task", 1)
@@ -149,23 +203,40 @@ class UplinkIngress:
             raise UnauthorizedError("not_configured", "ThingPark is not configured for this connection")
         document = _parse_json(body)
         root = thingpark.root_of(document)
-        if root != thingpark.UPLINK_ROOT:
-            return await self._thingpark_other(root, document)
-        record = thingpark.parse_uplink(document, body)
-        thingpark.check_query_dev_eui(query, record)
-        if self._as_key is not None:
-            thingpark.verify_token(
-                document[thingpark.UPLINK_ROOT], query, self._as_key, self._thingpark.max_time_drift_secs, self._now()
-            )
-        return self._accept(record, "thingpark")
-
-    async def _thingpark_other(self, root: str, document: dict[str, Any]) -> IngressResult:
+        if root == thingpark.UPLINK_ROOT:
+            signed = self._authenticate(root, thingpark.inner_of(document, root), query)
+            record = thingpark.parse_uplink(document, body)
+            thingpark.check_query_dev_eui(query, record)
+            result = self._accept(record, "thingpark")
+            if signed is not None and result.status == HTTPStatus.ACCEPTED:
+                self._remember(signed)
+            return result
         if root in thingpark.REPORT_ROOTS:
+            report = thingpark.inner_of(document, root)
+            signed = self._authenticate(root, report, query)
+            thingpark.check_report(root, report)
+            if signed is not None:
+                self._remember(signed)  # before the await: a replay arriving meanwhile is refused
             reports = self._reports
             if reports is not None and await reports(root, document):
                 return IngressResult(202, ACCEPTED_ONE)
+        # Other ThingPark messages (location, notifications, ...) are neither published nor acted on.
         self._metrics.ignored.labels(self.connection_id, "thingpark", root).inc()
         return IngressResult(202, ACKNOWLEDGED)
+
+    def _authenticate(self, root: str, inner: dict[str, Any], query: bytes) -> thingpark.SignedRequest | None:
+        """With an AS key: the verified, not yet accepted request (else 401/403/503); without one: None."""
+        as_key = self._as_key
+        if as_key is None or self._replays is None:
+            return None
+        now = self._now()
+        signed = thingpark.verify_token(root, inner, query, as_key, self._max_drift_secs, now)
+        self._replays.check(signed.token, now.timestamp())
+        return signed
+
+    def _remember(self, signed: thingpark.SignedRequest) -> None:
+        if self._replays is not None:
+            self._replays.remember(signed.token, signed.expires_at, self._now().timestamp())
 
     def _chirpstack_request(self, body: bytes, query: bytes, authorization: bytes | None) -> IngressResult:
         if self._chirpstack_token is None:
@@ -212,8 +283,11 @@ class UplinkIngress:
                 record = batch.parse_item(item, raw)
                 items.append((renderer.topic(record), renderer.document(record)))
                 dev_euis.append(record.dev_eui)
-            except BadUplinkError as exc:
-                issues.append({"index": index, "error": exc.reason, "message": exc.message})
+            except (BadUplinkError, PayloadTooLargeError) as exc:
+                issue: dict[str, object] = {"index": index, "error": exc.reason, "message": exc.message}
+                if exc.field is not None:
+                    issue["field"] = exc.field
+                issues.append(issue)
         if issues:
             self._metrics.rejected.labels(self.connection_id, "batch", "invalid_items").inc()
             shown = issues[:BATCH_ISSUES_SHOWN]

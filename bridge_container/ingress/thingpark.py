@@ -1,8 +1,13 @@
-"""ThingPark: ``{"DevEUI_uplink": {...}}`` with its query parameters, and the uplink Token check.
+"""ThingPark: ``{"DevEUI_uplink": {...}}`` and the downlink reports, with their query parameters and Token check.
 
-ThingPark signs each uplink with ``Token = SHA-256 hex of (CustomerID + DevEUI + FPort + FCntUp + payload_hex +
-<query string before "&Token"> + <AS key>)``, the body values as they appear in the document. ``Time`` (a query
-parameter) bounds a replay: it must lie within ``maxTimeDriftSecs`` of our clock.
+ThingPark signs each message it posts with ``Token = SHA-256 hex of (<body values> + <query string before
+"&Token"> + <AS key>)``, the body values concatenated as they appear in the document, an absent one as nothing:
+
+* ``DevEUI_uplink``: CustomerID, DevEUI, FPort, FCntUp, payload_hex;
+* ``DevEUI_downlink_Sent`` and ``DevEUI_downlink_Rejected``: CustomerID, DevEUI, FPort, FCntDn.
+
+The AS key is 32 hex digits, used in lower case (the configuration normalises it). ``Time`` (a query parameter,
+covered by the Token) bounds a replay: it must carry a zone and lie within ``maxTimeDriftSecs`` of our clock.
 """
 
 from __future__ import annotations
@@ -11,24 +16,26 @@ import datetime as dt
 import hashlib
 import hmac
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import unquote
 
-from bridge_container.ingress.exceptions import BadUplinkError, UnauthorizedError
-from bridge_container.ingress.record import (
-    MAX_FCNT,
-    MAX_FPORT,
-    UplinkRecord,
-    dev_eui_of,
-    optional_float,
-    optional_int,
-    optional_str,
-)
+from bridge_container.ingress import fields
+from bridge_container.ingress.exceptions import BadUplinkError, InvalidFieldError, UnauthorizedError
+from bridge_container.ingress.record import UplinkRecord
 
 UPLINK_ROOT: Final = "DevEUI_uplink"
-REPORT_ROOTS: Final = frozenset({"DevEUI_downlink_Sent", "DevEUI_downlink_Rejected"})
-_TOKEN_FIELDS: Final = ("CustomerID", "DevEUI", "FPort", "FCntUp", "payload_hex")
+SENT_ROOT: Final = "DevEUI_downlink_Sent"
+REJECTED_ROOT: Final = "DevEUI_downlink_Rejected"
+REPORT_ROOTS: Final = frozenset({SENT_ROOT, REJECTED_ROOT})
+SIGNED_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
+    UPLINK_ROOT: ("CustomerID", "DevEUI", "FPort", "FCntUp", "payload_hex"),
+    SENT_ROOT: ("CustomerID", "DevEUI", "FPort", "FCntDn"),
+    REJECTED_ROOT: ("CustomerID", "DevEUI", "FPort", "FCntDn"),
+}
 _TOKEN_MARKER: Final = b"&Token="
+_TOKEN_HEX_DIGITS: Final = 64
+_MISMATCH: Final = "the Token does not match the message and the AS key"
 
 
 def root_of(document: object) -> str:
@@ -42,24 +49,40 @@ def root_of(document: object) -> str:
     raise BadUplinkError("malformed", 'not a ThingPark document: expected {"DevEUI_uplink": {...}}')
 
 
+def inner_of(document: dict[str, Any], root: str) -> dict[str, Any]:
+    inner = document[root]
+    if not isinstance(inner, dict):
+        raise BadUplinkError("malformed", f"{root} must be an object", field=root)
+    return inner
+
+
 def parse_uplink(document: dict[str, Any], raw: bytes | None) -> UplinkRecord:
-    uplink = document[UPLINK_ROOT]
-    if not isinstance(uplink, dict):
-        raise BadUplinkError("malformed", "DevEUI_uplink must be an object")
+    uplink = inner_of(document, UPLINK_ROOT)
+    port = fields.fport(uplink.get("FPort"), "DevEUI_uplink.FPort")
+    payload_hex = fields.hex_payload(uplink.get("payload_hex"), "DevEUI_uplink.payload_hex")
+    fields.require_port_for_payload(port, payload_hex, "DevEUI_uplink.FPort")
     return UplinkRecord(
         lns="thingpark",
-        dev_eui=dev_eui_of(uplink.get("DevEUI")),
+        dev_eui=fields.dev_eui(uplink.get("DevEUI"), "DevEUI_uplink.DevEUI"),
         source=document,
         raw=raw,
-        fport=optional_int(uplink.get("FPort"), "FPort", MAX_FPORT),
-        fcnt_up=optional_int(uplink.get("FCntUp"), "FCntUp", MAX_FCNT),
-        dev_addr=optional_str(uplink.get("DevAddr"), "DevAddr"),
-        time=optional_str(uplink.get("Time"), "Time"),
-        payload_hex=optional_str(uplink.get("payload_hex"), "payload_hex"),
+        fport=port,
+        fcnt_up=fields.frame_counter(uplink.get("FCntUp"), "DevEUI_uplink.FCntUp"),
+        dev_addr=fields.dev_addr(uplink.get("DevAddr"), "DevEUI_uplink.DevAddr"),
+        time=fields.timestamp(uplink.get("Time"), "DevEUI_uplink.Time"),
+        payload_hex=payload_hex,
         decoded=uplink.get("payload"),
-        rssi=optional_float(uplink.get("LrrRSSI")),
-        snr=optional_float(uplink.get("LrrSNR")),
+        rssi=fields.optional_float(uplink.get("LrrRSSI")),
+        snr=fields.optional_float(uplink.get("LrrSNR")),
     )
+
+
+def check_report(root: str, report: Mapping[str, Any]) -> None:
+    """The fields of a downlink report that the feedback relies on."""
+    fields.dev_eui(report.get("DevEUI"), f"{root}.DevEUI")
+    fields.frame_counter(report.get("FCntDn"), f"{root}.FCntDn")
+    fields.optional_str(report.get("CorrelationID"), f"{root}.CorrelationID")
+    fields.timestamp(report.get("Time"), f"{root}.Time")
 
 
 def query_value(query: bytes, name: bytes) -> str | None:
@@ -77,34 +100,50 @@ def check_query_dev_eui(query: bytes, record: UplinkRecord) -> None:
         return
     named = query_value(query, b"LrnDevEui")
     if named is not None and named.upper() != record.dev_eui:
-        raise BadUplinkError("invalid_deveui", "LrnDevEui in the query differs from DevEUI in the document")
+        raise InvalidFieldError("LrnDevEui", "differs from DevEUI in the document", reason="invalid_deveui")
 
 
-def expected_token(uplink: Mapping[str, Any], signed_query: str, as_key: str) -> str:
-    """The Token ThingPark computes for ``uplink`` and the query string before ``&Token``."""
-    body = "".join("" if uplink.get(field) is None else str(uplink.get(field)) for field in _TOKEN_FIELDS)
+def expected_token(root: str, inner: Mapping[str, Any], signed_query: str, as_key: str) -> str:
+    """The Token ThingPark computes for the ``root`` message ``inner`` and the query string before ``&Token``."""
+    body = "".join("" if (value := inner.get(name)) is None else str(value) for name in SIGNED_FIELDS[root])
     return hashlib.sha256((body + signed_query + as_key).encode()).hexdigest()
 
 
-def verify_token(uplink: Mapping[str, Any], query: bytes, as_key: str, max_drift_secs: float, now: dt.datetime) -> None:
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    """A request whose Token verified: the Token and the time (epoch seconds) after which it cannot verify again."""
+
+    token: str
+    expires_at: float
+
+
+def verify_token(
+    root: str, inner: Mapping[str, Any], query: bytes, as_key: str, max_drift_secs: float, now: dt.datetime
+) -> SignedRequest:
     """Raise :class:`UnauthorizedError` unless the Token matches and ``Time`` is within the drift."""
     marker = query.find(_TOKEN_MARKER)
     if marker < 0:
-        raise UnauthorizedError("token", "the query has no Token (an AS key is configured for ThingPark)")
+        raise UnauthorizedError(
+            "token_missing", "the query has no Token (ThingPark's AS key is configured)", field="Token"
+        )
     signed = query[:marker].decode("latin-1")
     received = query[marker + len(_TOKEN_MARKER) :].split(b"&", 1)[0].decode("latin-1").lower()
+    if len(received) != _TOKEN_HEX_DIGITS:
+        raise UnauthorizedError("token_mismatch", _MISMATCH, field="Token")
     # ThingPark signs the query as sent; some proxies re-encode it, so the decoded form is accepted too.
-    candidates = {expected_token(uplink, signed, as_key), expected_token(uplink, unquote(signed), as_key)}
-    if not any(hmac.compare_digest(received, candidate) for candidate in candidates):
-        raise UnauthorizedError("token", "the Token does not match the uplink and the AS key")
+    decoded = unquote(signed)
+    candidates = (signed,) if decoded == signed else (signed, decoded)
+    if not any(hmac.compare_digest(received, expected_token(root, inner, text, as_key)) for text in candidates):
+        raise UnauthorizedError("token_mismatch", _MISMATCH, field="Token")
     time_text = query_value(query[:marker], b"Time")
     if time_text is None:
-        raise UnauthorizedError("time", "the query has no Time")
+        raise UnauthorizedError("time_missing", "the query has no Time", field="Time")
     try:
-        sent = dt.datetime.fromisoformat(time_text.replace(" ", "+"))  # an unencoded '+' arrives as a space
-    except ValueError:
-        raise UnauthorizedError("time", "Time is not an ISO 8601 timestamp") from None
-    if sent.tzinfo is None:
-        sent = sent.replace(tzinfo=dt.UTC)
+        sent = fields.parse_timestamp(time_text.replace(" ", "+"), "Time")  # an unencoded '+' arrives as a space
+    except InvalidFieldError as exc:
+        raise UnauthorizedError("time_invalid", f"Time {exc.problem}", field="Time") from None
     if abs((now - sent).total_seconds()) > max_drift_secs:
-        raise UnauthorizedError("time", f"Time is more than {max_drift_secs:g}s away from the bridge's clock")
+        raise UnauthorizedError(
+            "time_drift", f"Time is more than {max_drift_secs:g}s away from the bridge's clock", field="Time"
+        )
+    return SignedRequest(received, sent.timestamp() + max_drift_secs)

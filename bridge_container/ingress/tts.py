@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from bridge_container.ingress import fields
 from bridge_container.ingress.exceptions import BadUplinkError
-from bridge_container.ingress.record import (
-    MAX_FCNT,
-    MAX_FPORT,
-    UplinkRecord,
-    dev_eui_of,
-    first_object,
-    optional_float,
-    optional_int,
-    optional_str,
-)
+from bridge_container.ingress.record import UplinkRecord
 
 UPLINK_KEY: Final = "uplink_message"
 # The message kinds a TTS webhook can send; anything else is malformed.
@@ -47,24 +39,35 @@ def message_kind(document: object) -> str:
 def parse_uplink(document: dict[str, Any], raw: bytes | None) -> UplinkRecord:
     ids = document.get("end_device_ids")
     message = document[UPLINK_KEY]
-    if not isinstance(ids, dict) or not isinstance(message, dict):
-        raise BadUplinkError("malformed", "uplink_message and end_device_ids must be objects")
+    if not isinstance(ids, dict):
+        raise BadUplinkError("malformed", "end_device_ids must be an object", field="end_device_ids")
+    if not isinstance(message, dict):
+        raise BadUplinkError("malformed", "uplink_message must be an object", field=UPLINK_KEY)
     application = ids.get("application_ids")
-    first_rx = first_object(message.get("rx_metadata"))
+    port = fields.fport(message.get("f_port"), "uplink_message.f_port")
+    payload_hex = fields.base64_payload(message.get("frm_payload"), "uplink_message.frm_payload")
+    fields.require_port_for_payload(port, payload_hex, "uplink_message.f_port")
+    first_rx = fields.first_object(message.get("rx_metadata"))
+    if "received_at" in message:
+        time = fields.timestamp(message["received_at"], "uplink_message.received_at")
+    else:
+        time = fields.timestamp(document.get("received_at"), "received_at")
     return UplinkRecord(
         lns="tts",
-        dev_eui=dev_eui_of(ids.get("dev_eui")),
+        dev_eui=fields.dev_eui(ids.get("dev_eui"), "end_device_ids.dev_eui"),
         source=document,
         raw=raw,
-        fport=optional_int(message.get("f_port"), "f_port", MAX_FPORT),
-        fcnt_up=optional_int(message.get("f_cnt"), "f_cnt", MAX_FCNT),
-        dev_addr=optional_str(ids.get("dev_addr"), "end_device_ids.dev_addr"),
-        application_id=optional_str(application.get("application_id"), "application_id")
+        fport=port,
+        fcnt_up=fields.frame_counter(message.get("f_cnt"), "uplink_message.f_cnt"),
+        dev_addr=fields.dev_addr(ids.get("dev_addr"), "end_device_ids.dev_addr"),
+        application_id=fields.optional_str(
+            application.get("application_id"), "end_device_ids.application_ids.application_id"
+        )
         if isinstance(application, dict)
         else None,
-        time=optional_str(message.get("received_at") or document.get("received_at"), "received_at"),
-        payload_base64=optional_str(message.get("frm_payload"), "frm_payload"),
+        time=time,
+        payload_hex=payload_hex,
         decoded=message.get("decoded_payload"),
-        rssi=optional_float(first_rx.get("rssi")),
-        snr=optional_float(first_rx.get("snr")),
+        rssi=fields.optional_float(first_rx.get("rssi")),
+        snr=fields.optional_float(first_rx.get("snr")),
     )

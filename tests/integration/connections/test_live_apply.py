@@ -93,7 +93,8 @@ class Bridge:
 
     async def uplink(self, connection_id: str, dev_eui: str) -> httpx.Response:
         body = orjson.dumps({"DevEUI_uplink": {"DevEUI": dev_eui, "FPort": 2, "FCntUp": 1, "payload_hex": "0867"}})
-        return await self.http.post(f"/connections/{connection_id}/uplinks/thingpark", content=body)
+        path = f"/connections/{connection_id}/uplinks/thingpark"
+        return await self.http.post(path, content=body, headers={"Content-Type": "application/json"})
 
 
 def body(broker: LocalBroker, cert: CertPair, *, region: str = "eu-central-1", **overrides: Any) -> dict[str, Any]:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -16,11 +20,19 @@ from devtools.broker import LocalBroker
 from devtools.local_lns import LocalLns
 from devtools.pki import CertPair, DevPki
 from devtools.ports import free_port
-from tests.integration.downlink.conftest import OPEN_TIMEOUT_SECS, Application, configuration
+from tests.integration.downlink.conftest import AS_KEY, OPEN_TIMEOUT_SECS, Application, configuration
 
 pytestmark = pytest.mark.integration
 
 DEV_EUI = "70B3D57ED0000001"
+
+
+def signed_report_query(report: dict[str, Any]) -> str:
+    """The query ThingPark sends with a report, its Token over CustomerID DevEUI FPort FCntDn, query and AS key."""
+    query = f"LrnDevEui={DEV_EUI}&LrnFPort=1&AS_ID=as.test&Time={datetime.now(UTC).isoformat(timespec='seconds')}"
+    values = "".join(str(report.get(name, "")) for name in ("CustomerID", "DevEUI", "FPort", "FCntDn"))
+    token = hashlib.sha256((values + query + AS_KEY).encode()).hexdigest()
+    return f"{quote(query, safe='=&')}&Token={token}"
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +72,10 @@ async def test_a_connection_of_the_service_forwards_downlinks_and_publishes_thin
                 await app.send(DEV_EUI, {"payload_hex": "beef", "correlationId": "via-service"})
                 await asyncio.sleep(0.3)
         [(status, queued), *_] = await app.feedback(1)
-        report = {"DevEUI_downlink_Sent": {"DevEUI": DEV_EUI, "DeliveryStatus": 1, "CorrelationID": "0011223344556677"}}
-        answer = await http.post(f"{service_url}/uplinks/thingpark", json=report)
+        sent = {"DevEUI": DEV_EUI, "FPort": 1, "FCntDn": 3, "DeliveryStatus": 1, "CorrelationID": "0011223344556677"}
+        answer = await http.post(
+            f"{service_url}/uplinks/thingpark?{signed_report_query(sent)}", json={"DevEUI_downlink_Sent": sent}
+        )
         while True:  # skip the feedback of any extra probe downlinks
             [(sent_status, sent)] = await app.feedback(1)
             if sent_status == "sent":

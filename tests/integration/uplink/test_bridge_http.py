@@ -29,6 +29,7 @@ pytestmark = pytest.mark.integration
 BATCH_TOKEN = "batch-secret"
 CS_TOKEN = "chirpstack-secret"
 TTS_TOKEN = "tts-secret"
+JSON = {"Content-Type": "application/json"}
 LNS = [
     {"kind": "thingpark"},
     {"kind": "chirpstack", "ingressToken": CS_TOKEN, "apiUrl": "https://chirpstack.example.com/api"},
@@ -42,7 +43,7 @@ class RunningBridge:
     def __init__(self, service: BridgeService) -> None:
         self.service = service
         self.url = f"http://127.0.0.1:{service.settings.port}"
-        self.http = httpx.AsyncClient(base_url=self.url, timeout=5.0)
+        self.http = httpx.AsyncClient(base_url=self.url, timeout=5.0, headers=JSON)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -133,8 +134,8 @@ async def test_bad_input_is_4xx_never_5xx(bridge: RunningBridge, broker: LocalBr
     cases = [
         (b"{", 400),
         (thingpark("70B3D57ED000/+/#", 1), 400),
-        (orjson.dumps({"DevEUI_uplink": {"DevEUI": "70B3D57ED0000001", "x": "a" * 140_000}}), 400),
-        (b"x" * (1024 * 1024 + 1), 413),
+        (orjson.dumps({"DevEUI_uplink": {"DevEUI": "70B3D57ED0000001", "x": "a" * 140_000}}), 413),
+        (b"x" * (256 * 1024 + 1), 413),
     ]
     statuses = [(await bridge.http.post("/uplinks/thingpark", content=body)).status_code for body, _ in cases]
     assert statuses == [status for _, status in cases]
@@ -180,17 +181,21 @@ async def test_fast_path_and_fastapi_routes_answer_alike(
     bridge: RunningBridge, broker: LocalBroker, pki: DevPki
 ) -> None:
     await add(bridge, connection_document(broker, pki.client("bridge"), batchIngressToken=BATCH_TOKEN))
-    routed = httpx.AsyncClient(transport=httpx.ASGITransport(app=bridge.service.fastapi), base_url="http://bridge")
-    requests = [
-        ("/uplinks/thingpark", b"{"),
-        ("/uplinks/thingpark", thingpark("70B3D57ED0000001", 1)),
-        ("/uplinks/batch", thingpark("70B3D57ED0000001", 1)),
-        ("/connections/other/uplinks/tts", b"{}"),
+    routed = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=bridge.service.fastapi), base_url="http://bridge", headers=JSON
+    )
+    requests: list[tuple[str, bytes, dict[str, str]]] = [
+        ("/uplinks/thingpark", b"{", JSON),
+        ("/uplinks/thingpark", thingpark("70B3D57ED0000001", 1), JSON),
+        ("/uplinks/batch", thingpark("70B3D57ED0000001", 1), JSON),
+        ("/connections/other/uplinks/tts", b"{}", JSON),
+        ("/uplinks/thingpark", thingpark("70B3D57ED0000001", 1), {"Content-Type": "text/plain"}),
+        ("/uplinks/thingpark", orjson.dumps({"DevEUI_uplink": {"DevEUI": "70B3D57ED0000001", "FPort": 0}}), JSON),
     ]
     async with routed:
-        for path, body in requests:
-            fast = await bridge.http.post(path, content=body)
-            slow = await routed.post(path, content=body)
+        for path, body, headers in requests:
+            fast = await bridge.http.post(path, content=body, headers=headers)
+            slow = await routed.post(path, content=body, headers=headers)
             assert (fast.status_code, fast.content) == (slow.status_code, slow.content)
     schema = (await bridge.http.get("/openapi.json")).json()
     assert {"/uplinks/{lns}", "/connections/{connection_id}/uplinks/{lns}", "/healthz", "/metrics"} <= set(

@@ -58,7 +58,9 @@ async def test_sigterm_drains_the_buffer_then_exits(
         )
     try:
         await asyncio.to_thread(wait_for_port, port, timeout_secs=15)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}", headers={"Content-Type": "application/json"}
+        ) as http:
             for _ in range(100):
                 if (await http.get("/healthz")).status_code == 200:
                     break

@@ -193,9 +193,21 @@ async def test_topic_injection_through_the_dev_eui_is_refused(dev_eui: str) -> N
 
 
 async def test_topic_injection_through_another_placeholder_is_refused() -> None:
+    ingress, sink, _, _ = build(configuration(uplinkTopicPattern="lora/{ApplicationId}/{DevEUI}"))
+    auth = b"Bearer " + CHIRPSTACK_TOKEN.encode()
+    injected = chirpstack_up(deviceInfo={"devEui": DEV_EUI, "applicationId": "a/+"})
+    result = await ingress.handle("chirpstack", orjson.dumps(injected), query=b"event=up", authorization=auth)
+    assert (result.status, body_of(result)["error"]) == (400, "topic")
+    plain = chirpstack_up(deviceInfo={"devEui": DEV_EUI, "applicationId": "c1d5"})
+    accepted = await ingress.handle("chirpstack", orjson.dumps(plain), query=b"event=up", authorization=auth)
+    assert accepted.status == 202
+    assert sink.items[0][0] == f"lora/c1d5/{DEV_EUI}"
+
+
+async def test_a_dev_addr_that_is_not_8_hex_digits_is_refused_before_the_topic() -> None:
     ingress, sink, _, _ = build(configuration(uplinkTopicPattern="lora/{DevAddr}/{DevEUI}"))
     result = await ingress.handle("thingpark", thingpark_body(DevAddr="00/+"))
-    assert (result.status, body_of(result)["error"]) == (400, "topic")
+    assert (result.status, body_of(result)["field"]) == (400, "DevEUI_uplink.DevAddr")
     assert (await ingress.handle("thingpark", thingpark_body(DevAddr="0018ABCD"))).status == 202
     assert sink.items[0][0] == f"lora/0018ABCD/{DEV_EUI}"
 
@@ -207,10 +219,10 @@ async def test_malformed_bodies_are_400(body: bytes) -> None:
     assert (result.status, body_of(result)["error"]) == (400, "malformed")
 
 
-async def test_documents_over_128_kb_are_400() -> None:
+async def test_documents_over_128_kb_are_413() -> None:
     ingress, sink, _, _ = build()
     result = await ingress.handle("thingpark", thingpark_body(CustomerData={"x": "a" * 131_072}))
-    assert (result.status, body_of(result)["error"]) == (400, "too_large")
+    assert (result.status, body_of(result)["error"]) == (413, "too_large")
     assert sink.items == []
 
 
@@ -244,7 +256,7 @@ async def test_thingpark_token_signed_with_the_as_key_is_accepted_and_a_tampered
         query=signed_query(fields, "2026-05-01T12:00:10Z", "0" * 32),
     )
     assert accepted.status == 202
-    assert (tampered.status, body_of(tampered)["error"]) == (401, "token")
+    assert (tampered.status, body_of(tampered)["error"]) == (401, "token_mismatch")
     assert wrong_key.status == 401
     assert len(sink.items) == 1
 
@@ -256,7 +268,7 @@ async def test_thingpark_time_outside_the_drift_is_refused() -> None:
     result = await ingress.handle(
         "thingpark", orjson.dumps({"DevEUI_uplink": fields}), query=signed_query(fields, "2026-05-01T11:55:00+00:00")
     )
-    assert (result.status, body_of(result)["error"]) == (401, "time")
+    assert (result.status, body_of(result)["error"]) == (401, "time_drift")
 
 
 async def test_thingpark_token_is_required_when_an_as_key_is_configured() -> None:
