@@ -58,6 +58,8 @@ def _integer(value: object, field: str, maximum: int) -> int:
 
 def frame_counter(value: object, field: str) -> int | None:
     """A frame counter (non-negative, 32-bit); None when absent."""
+    if type(value) is int and 0 <= value <= MAX_FCNT:
+        return value
     return None if value is None else _integer(value, field, MAX_FCNT)
 
 
@@ -148,4 +150,4 @@ def first_object(value: object) -> dict[str, Any]:
 
 def optional_float(value: object) -> float | None:
     """Radio metadata (RSSI, SNR): a number, or None for anything else (it is informative, never refused)."""
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    return float(value) if type(value) is float or type(value) is int else None  # not bool, a subclass of int

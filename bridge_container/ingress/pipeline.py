@@ -182,7 +182,8 @@ class UplinkIngress:
             if self.draining:
                 raise PoolClosedError("draining")
             if lns == "thingpark":
-                return await self._thingpark_request(body, query)
+                answer = self._thingpark_request(body, query)
+                return answer if isinstance(answer, IngressResult) else await self._thingpark_report(*answer)
             if lns == "chirpstack":
                 return self._chirpstack_request(body, query, authorization)
             if lns == "tts":
@@ -198,13 +199,19 @@ class UplinkIngress:
         return error_result(404, "unknown_lns", f"unknown LNS {lns!r}; use one of {', '.join(LNS_KINDS)}")
 
     # --- per LNS ---------------------------------------------------------------------------------------------
-    async def _thingpark_request(self, body: bytes, query: bytes) -> IngressResult:
+    def _thingpark_request(self, body: bytes, query: bytes) -> IngressResult | tuple[str, dict[str, Any]]:
+        """The answer, or a verified downlink report (root, document) for :meth:`_thingpark_report`.
+
+        Synchronous, so that an uplink costs no coroutine: only handing a report over waits.
+        """
         if self._thingpark is None:
             raise UnauthorizedError("not_configured", "ThingPark is not configured for this connection")
         document = _parse_json(body)
         root = thingpark.root_of(document)
         if root == thingpark.UPLINK_ROOT:
-            signed = self._authenticate(root, thingpark.inner_of(document, root), query)
+            signed = None
+            if self._as_key is not None:
+                signed = self._authenticate(root, thingpark.inner_of(document, root), query)
             record = thingpark.parse_uplink(document, body)
             thingpark.check_query_dev_eui(query, record)
             result = self._accept(record, "thingpark")
@@ -216,27 +223,33 @@ class UplinkIngress:
             signed = self._authenticate(root, report, query)
             thingpark.check_report(root, report)
             if signed is not None:
-                self._remember(signed)  # before the await: a replay arriving meanwhile is refused
-            reports = self._reports
-            if reports is not None and await reports(root, document):
-                return IngressResult(202, ACCEPTED_ONE)
-        # Other ThingPark messages (location, notifications, ...) are neither published nor acted on.
+                self._remember(signed)  # before the report is handed over: a copy arriving meanwhile is refused
+            return root, document
+        return self._thingpark_ignored(root)
+
+    async def _thingpark_report(self, root: str, document: dict[str, Any]) -> IngressResult:
+        reports = self._reports
+        if reports is not None and await reports(root, document):
+            return IngressResult(202, ACCEPTED_ONE)
+        return self._thingpark_ignored(root)
+
+    def _thingpark_ignored(self, root: str) -> IngressResult:
+        """Other ThingPark messages (location, notifications, ...) are neither published nor acted on."""
         self._metrics.ignored.labels(self.connection_id, "thingpark", root).inc()
         return IngressResult(202, ACKNOWLEDGED)
 
     def _authenticate(self, root: str, inner: dict[str, Any], query: bytes) -> thingpark.SignedRequest | None:
         """With an AS key: the verified, not yet accepted request (else 401/403/503); without one: None."""
-        as_key = self._as_key
-        if as_key is None or self._replays is None:
+        replays = self._replays
+        if self._as_key is None or replays is None:
             return None
-        now = self._now()
-        signed = thingpark.verify_token(root, inner, query, as_key, self._max_drift_secs, now)
-        self._replays.check(signed.token, now.timestamp())
+        signed = thingpark.verify_token(root, inner, query, self._as_key, self._max_drift_secs, self._now())
+        replays.check(signed.token, signed.verified_at)
         return signed
 
     def _remember(self, signed: thingpark.SignedRequest) -> None:
         if self._replays is not None:
-            self._replays.remember(signed.token, signed.expires_at, self._now().timestamp())
+            self._replays.remember(signed.token, signed.expires_at, signed.verified_at)
 
     def _chirpstack_request(self, body: bytes, query: bytes, authorization: bytes | None) -> IngressResult:
         if self._chirpstack_token is None:

@@ -57,18 +57,24 @@ class UplinkRecord:
 
     def thingpark_form(self) -> dict[str, Any]:
         """The record as the inside of ThingPark's ``DevEUI_uplink`` document (fields it lacks are left out)."""
+        # One test per field rather than a loop over pairs: this runs for every ChirpStack and TTS uplink.
         form: dict[str, Any] = {"DevEUI": self.dev_eui}
-        optional = (
-            ("Time", self.time),
-            ("DevAddr", self.dev_addr),
-            ("FPort", self.fport),
-            ("FCntUp", self.fcnt_up),
-            ("payload_hex", self.payload_hex),
-            ("LrrRSSI", self.rssi),
-            ("LrrSNR", self.snr),
-            ("payload", self.decoded),
-        )
-        form.update((key, value) for key, value in optional if value is not None)
+        if self.time is not None:
+            form["Time"] = self.time
+        if self.dev_addr is not None:
+            form["DevAddr"] = self.dev_addr
+        if self.fport is not None:
+            form["FPort"] = self.fport
+        if self.fcnt_up is not None:
+            form["FCntUp"] = self.fcnt_up
+        if self.payload_hex is not None:
+            form["payload_hex"] = self.payload_hex
+        if self.rssi is not None:
+            form["LrrRSSI"] = self.rssi
+        if self.snr is not None:
+            form["LrrSNR"] = self.snr
+        if self.decoded is not None:
+            form["payload"] = self.decoded
         return form
 
 

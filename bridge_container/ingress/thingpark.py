@@ -17,11 +17,22 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, AnyStr, Final
 from urllib.parse import unquote
 
-from bridge_container.ingress import fields
 from bridge_container.ingress.exceptions import BadUplinkError, InvalidFieldError, UnauthorizedError
+from bridge_container.ingress.fields import (
+    dev_addr,
+    dev_eui,
+    fport,
+    frame_counter,
+    hex_payload,
+    optional_float,
+    optional_str,
+    parse_timestamp,
+    require_port_for_payload,
+    timestamp,
+)
 from bridge_container.ingress.record import UplinkRecord
 
 UPLINK_ROOT: Final = "DevEUI_uplink"
@@ -58,62 +69,79 @@ def inner_of(document: dict[str, Any], root: str) -> dict[str, Any]:
 
 def parse_uplink(document: dict[str, Any], raw: bytes | None) -> UplinkRecord:
     uplink = inner_of(document, UPLINK_ROOT)
-    port = fields.fport(uplink.get("FPort"), "DevEUI_uplink.FPort")
-    payload_hex = fields.hex_payload(uplink.get("payload_hex"), "DevEUI_uplink.payload_hex")
-    fields.require_port_for_payload(port, payload_hex, "DevEUI_uplink.FPort")
+    port = fport(uplink.get("FPort"), "DevEUI_uplink.FPort")
+    payload_hex = hex_payload(uplink.get("payload_hex"), "DevEUI_uplink.payload_hex")
+    require_port_for_payload(port, payload_hex, "DevEUI_uplink.FPort")
     return UplinkRecord(
         lns="thingpark",
-        dev_eui=fields.dev_eui(uplink.get("DevEUI"), "DevEUI_uplink.DevEUI"),
+        dev_eui=dev_eui(uplink.get("DevEUI"), "DevEUI_uplink.DevEUI"),
         source=document,
         raw=raw,
         fport=port,
-        fcnt_up=fields.frame_counter(uplink.get("FCntUp"), "DevEUI_uplink.FCntUp"),
-        dev_addr=fields.dev_addr(uplink.get("DevAddr"), "DevEUI_uplink.DevAddr"),
-        time=fields.timestamp(uplink.get("Time"), "DevEUI_uplink.Time"),
+        fcnt_up=frame_counter(uplink.get("FCntUp"), "DevEUI_uplink.FCntUp"),
+        dev_addr=dev_addr(uplink.get("DevAddr"), "DevEUI_uplink.DevAddr"),
+        time=timestamp(uplink.get("Time"), "DevEUI_uplink.Time"),
         payload_hex=payload_hex,
         decoded=uplink.get("payload"),
-        rssi=fields.optional_float(uplink.get("LrrRSSI")),
-        snr=fields.optional_float(uplink.get("LrrSNR")),
+        rssi=optional_float(uplink.get("LrrRSSI")),
+        snr=optional_float(uplink.get("LrrSNR")),
     )
 
 
 def check_report(root: str, report: Mapping[str, Any]) -> None:
     """The fields of a downlink report that the feedback relies on."""
-    fields.dev_eui(report.get("DevEUI"), f"{root}.DevEUI")
-    fields.frame_counter(report.get("FCntDn"), f"{root}.FCntDn")
-    fields.optional_str(report.get("CorrelationID"), f"{root}.CorrelationID")
-    fields.timestamp(report.get("Time"), f"{root}.Time")
+    dev_eui(report.get("DevEUI"), f"{root}.DevEUI")
+    frame_counter(report.get("FCntDn"), f"{root}.FCntDn")
+    optional_str(report.get("CorrelationID"), f"{root}.CorrelationID")
+    timestamp(report.get("Time"), f"{root}.Time")
 
 
 def query_value(query: bytes, name: bytes) -> str | None:
-    """One parameter of a raw query string, percent-decoded (without parsing the rest)."""
-    for part in query.split(b"&"):
-        key, _, value = part.partition(b"=")
-        if key == name:
-            return unquote(value.decode("latin-1"))
-    return None
+    """The first value of parameter ``name`` in a raw query string, percent-decoded (the rest is not parsed)."""
+    value = _parameter(query, name + b"=", b"&")
+    return None if value is None else unquote(value.decode("latin-1"))
+
+
+def _parameter(query: AnyStr, key: AnyStr, separator: AnyStr) -> AnyStr | None:
+    """The value after the first ``key`` (``name=``) that starts the query or follows ``separator``."""
+    if query.startswith(key):
+        start = len(key)
+    else:
+        found = query.find(separator + key)
+        if found < 0:
+            return None
+        start = found + len(separator) + len(key)
+    end = query.find(separator, start)
+    return query[start:] if end < 0 else query[start:end]
 
 
 def check_query_dev_eui(query: bytes, record: UplinkRecord) -> None:
     """``LrnDevEui`` in the query, when present, must name the document's device."""
     if not query:
         return
-    named = query_value(query, b"LrnDevEui")
-    if named is not None and named.upper() != record.dev_eui:
+    named = _parameter(query, b"LrnDevEui=", b"&")
+    if named is None:
+        return
+    if named.upper() != record.dev_eui.encode() and unquote(named.decode("latin-1")).upper() != record.dev_eui:
         raise InvalidFieldError("LrnDevEui", "differs from DevEUI in the document", reason="invalid_deveui")
 
 
 def expected_token(root: str, inner: Mapping[str, Any], signed_query: str, as_key: str) -> str:
     """The Token ThingPark computes for the ``root`` message ``inner`` and the query string before ``&Token``."""
-    body = "".join("" if (value := inner.get(name)) is None else str(value) for name in SIGNED_FIELDS[root])
-    return hashlib.sha256((body + signed_query + as_key).encode()).hexdigest()
+    return hashlib.sha256(_signed_values(root, inner) + (signed_query + as_key).encode()).hexdigest()
+
+
+def _signed_values(root: str, inner: Mapping[str, Any]) -> bytes:
+    """The message's signed values as ThingPark concatenates them (an absent one as nothing)."""
+    return "".join("" if (value := inner.get(name)) is None else str(value) for name in SIGNED_FIELDS[root]).encode()
 
 
 @dataclass(frozen=True, slots=True)
 class SignedRequest:
-    """A request whose Token verified: the Token and the time (epoch seconds) after which it cannot verify again."""
+    """A request whose Token verified, when (epoch seconds), and the time after which it cannot verify again."""
 
     token: str
+    verified_at: float
     expires_at: float
 
 
@@ -130,20 +158,28 @@ def verify_token(
     received = query[marker + len(_TOKEN_MARKER) :].split(b"&", 1)[0].decode("latin-1").lower()
     if len(received) != _TOKEN_HEX_DIGITS:
         raise UnauthorizedError("token_mismatch", _MISMATCH, field="Token")
-    # ThingPark signs the query as sent; some proxies re-encode it, so the decoded form is accepted too.
+    # ThingPark signs the values unencoded (as its downlink API does) and sends them percent-encoded; a query signed
+    # as it travels is accepted too (a proxy may have re-encoded it). The decoded form is tried first.
     decoded = unquote(signed)
-    candidates = (signed,) if decoded == signed else (signed, decoded)
-    if not any(hmac.compare_digest(received, expected_token(root, inner, text, as_key)) for text in candidates):
+    body_digest = hashlib.sha256(_signed_values(root, inner))
+    tail = as_key.encode()
+    for text in (decoded,) if decoded == signed else (decoded, signed):
+        digest = body_digest.copy()
+        digest.update(text.encode() + tail)
+        if hmac.compare_digest(received, digest.hexdigest()):
+            break
+    else:
         raise UnauthorizedError("token_mismatch", _MISMATCH, field="Token")
-    time_text = query_value(query[:marker], b"Time")
+    # The query is ThingPark's own (its Token verified), so Time is read from its decoded form.
+    time_text = _parameter(decoded, "Time=", "&")
     if time_text is None:
         raise UnauthorizedError("time_missing", "the query has no Time", field="Time")
     try:
-        sent = fields.parse_timestamp(time_text.replace(" ", "+"), "Time")  # an unencoded '+' arrives as a space
+        sent = parse_timestamp(time_text.replace(" ", "+"), "Time")  # an unencoded '+' arrives as a space
     except InvalidFieldError as exc:
         raise UnauthorizedError("time_invalid", f"Time {exc.problem}", field="Time") from None
     if abs((now - sent).total_seconds()) > max_drift_secs:
         raise UnauthorizedError(
             "time_drift", f"Time is more than {max_drift_secs:g}s away from the bridge's clock", field="Time"
         )
-    return SignedRequest(received, sent.timestamp() + max_drift_secs)
+    return SignedRequest(received, now.timestamp(), sent.timestamp() + max_drift_secs)

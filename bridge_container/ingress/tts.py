@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from bridge_container.ingress import fields
 from bridge_container.ingress.exceptions import BadUplinkError
+from bridge_container.ingress.fields import (
+    base64_payload,
+    dev_addr,
+    dev_eui,
+    first_object,
+    fport,
+    frame_counter,
+    optional_float,
+    optional_str,
+    require_port_for_payload,
+    timestamp,
+)
 from bridge_container.ingress.record import UplinkRecord
 
 UPLINK_KEY: Final = "uplink_message"
@@ -44,30 +55,28 @@ def parse_uplink(document: dict[str, Any], raw: bytes | None) -> UplinkRecord:
     if not isinstance(message, dict):
         raise BadUplinkError("malformed", "uplink_message must be an object", field=UPLINK_KEY)
     application = ids.get("application_ids")
-    port = fields.fport(message.get("f_port"), "uplink_message.f_port")
-    payload_hex = fields.base64_payload(message.get("frm_payload"), "uplink_message.frm_payload")
-    fields.require_port_for_payload(port, payload_hex, "uplink_message.f_port")
-    first_rx = fields.first_object(message.get("rx_metadata"))
+    port = fport(message.get("f_port"), "uplink_message.f_port")
+    payload_hex = base64_payload(message.get("frm_payload"), "uplink_message.frm_payload")
+    require_port_for_payload(port, payload_hex, "uplink_message.f_port")
+    first_rx = first_object(message.get("rx_metadata"))
     if "received_at" in message:
-        time = fields.timestamp(message["received_at"], "uplink_message.received_at")
+        time = timestamp(message["received_at"], "uplink_message.received_at")
     else:
-        time = fields.timestamp(document.get("received_at"), "received_at")
+        time = timestamp(document.get("received_at"), "received_at")
     return UplinkRecord(
         lns="tts",
-        dev_eui=fields.dev_eui(ids.get("dev_eui"), "end_device_ids.dev_eui"),
+        dev_eui=dev_eui(ids.get("dev_eui"), "end_device_ids.dev_eui"),
         source=document,
         raw=raw,
         fport=port,
-        fcnt_up=fields.frame_counter(message.get("f_cnt"), "uplink_message.f_cnt"),
-        dev_addr=fields.dev_addr(ids.get("dev_addr"), "end_device_ids.dev_addr"),
-        application_id=fields.optional_str(
-            application.get("application_id"), "end_device_ids.application_ids.application_id"
-        )
+        fcnt_up=frame_counter(message.get("f_cnt"), "uplink_message.f_cnt"),
+        dev_addr=dev_addr(ids.get("dev_addr"), "end_device_ids.dev_addr"),
+        application_id=optional_str(application.get("application_id"), "end_device_ids.application_ids.application_id")
         if isinstance(application, dict)
         else None,
         time=time,
         payload_hex=payload_hex,
         decoded=message.get("decoded_payload"),
-        rssi=fields.optional_float(first_rx.get("rssi")),
-        snr=fields.optional_float(first_rx.get("snr")),
+        rssi=optional_float(first_rx.get("rssi")),
+        snr=optional_float(first_rx.get("snr")),
     )
