@@ -10,8 +10,12 @@ BridgeError
 ├── RegistrationError            a registrar backend call failed as a whole (each DevEUI is retried later)
 ├── IngressError                 ingress/exceptions.py: a refused uplink request (its HTTP status and reason)
 │   ├── BadUplinkError               400
+│   │   └── InvalidFieldError            400, naming the field
 │   ├── UnauthorizedError            401
-│   └── PayloadTooLargeError         413
+│   ├── ReplayedError                403
+│   ├── PayloadTooLargeError         413
+│   ├── UnsupportedMediaTypeError    415
+│   └── ReplayCacheFullError         503
 ├── DownlinkError                downlink/exceptions.py: a downlink not sent (``reason`` is the feedback code)
 │   ├── DocumentError                the message on the downlink topic is not a downlink we can send
 │   ├── NoLnsError                   no network server of the requested kind is configured for downlinks

@@ -68,7 +68,7 @@ class UplinkMetrics:
         )
         self.rejected = Counter(
             "bridge_uplinks_rejected",
-            "Uplinks refused at ingress (4xx/503).",
+            "LNS requests refused at ingress (4xx/503: authentication, replay, a field, the buffer), by reason.",
             [*labels, "lns", "reason"],
             registry=registry,
         )
