@@ -22,7 +22,8 @@ import httpx
 import orjson
 import pytest
 
-from bridge_container.service import BridgeService, ServiceSettings
+from bridge_container.service import BridgeService
+from bridge_container.settings import ServiceSettings
 from bridge_container.states import ConnectionState
 from bridge_domain.connection import Connection
 from devtools.broker import LocalBroker
