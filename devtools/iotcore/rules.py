@@ -40,6 +40,13 @@ WINDOW_SECS: Final = 1.0
 BASIC_INGEST_PREFIX: Final = "$aws/rules/"
 CLOSED_CONNECTIONS_KEPT: Final = 1_000  # figures of closed connections kept for /violations (bounded memory)
 UNKNOWN_CLIENT: Final = "<no CONNECT yet>"
+_SLOT_SUFFIX: Final = re.compile(r"-\d+$")
+
+
+def client_group(client_id: str) -> str:
+    """The client ID without a trailing ``-<number>`` (a pool's slot): the clients of one pool share a group."""
+    return _SLOT_SUFFIX.sub("", client_id)
+
 
 # Reserved topics a client may publish to (AWS IoT developer guide, "Reserved topics": the rows whose allowed client
 # operation is Publish). Subscribe-only families ($aws/events, $aws/sitewise, .../tunnels/notify, the /accepted and
@@ -175,6 +182,7 @@ class ConnectionAccount:
     open: bool = True
     accepted_window: _Window = field(default_factory=_Window)  # what the rate rule counts
     offered_window: _Window = field(default_factory=_Window)  # every publish, for the figures
+    group_window: _Window | None = None  # shared by the connections of one client group, for the figures
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -210,6 +218,10 @@ class IotCoreRules:
         self.audited = Ledger()
         self.basic_ingest: Counter[str] = Counter()
         self._aggregate = _Window()
+        self._groups: dict[str, _Window] = {}
+        for account in self._open.values():
+            if account.enforced and account.client_id != UNKNOWN_CLIENT:
+                account.group_window = self._groups.setdefault(client_group(account.client_id), _Window())
         self._closed: deque[ConnectionAccount] = deque(maxlen=CLOSED_CONNECTIONS_KEPT)
         for account in self._open.values():
             account.publishes = account.discarded = 0
@@ -239,6 +251,8 @@ class IotCoreRules:
     ) -> ConnectVerdict:
         account.client_id = client_id
         account.protocol_level = protocol_level
+        if account.enforced:
+            account.group_window = self._groups.setdefault(client_group(client_id), _Window())
         if client_id_bytes > self.limits.max_client_id_bytes:
             self._count(account, Reason.CLIENT_ID_TOO_LONG)
             return ConnectVerdict(not account.enforced, Reason.CLIENT_ID_TOO_LONG)
@@ -285,6 +299,8 @@ class IotCoreRules:
         account.offered_window.add(now)
         if account.enforced:
             self._aggregate.add(now)
+            if account.group_window is not None:
+                account.group_window.add(now)
         rule = None
         if direction is Direction.INBOUND:
             problem, rule = self._publish_problem(topic, topic_bytes, payload_bytes)
@@ -331,6 +347,9 @@ class IotCoreRules:
                 "window_secs": WINDOW_SECS,
                 "max_1s_aggregate": self._aggregate.most,
                 "max_1s_per_connection": max((account.offered_window.most for account in enforced), default=0),
+                # A pool's clients are one group (client ID without its slot number): the bridge's own aggregate
+                # apart from the other AWS clients of the run (an application publishing downlinks).
+                "max_1s_aggregate_by_client_group": {group: window.most for group, window in self._groups.items()},
                 "connections": [account.to_json() for account in accounts],
             },
             "limits": {"publishes_per_sec_per_connection": self.limits.publishes_per_window},

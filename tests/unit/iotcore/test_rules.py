@@ -93,6 +93,27 @@ def test_connections_have_budgets_of_their_own(rules: IotCoreRules) -> None:
     assert rules.report()["windows"]["max_1s_aggregate"] == 200
 
 
+def test_a_pools_clients_are_aggregated_apart_from_other_clients(rules: IotCoreRules) -> None:
+    pool = [connected(rules, f"iot-bridge-bench-{slot}") for slot in range(3)]
+    application = connected(rules, "application-bench-0")
+    for account in pool:
+        for _ in range(30):
+            publish(rules, account)
+    for _ in range(20):
+        publish(rules, application, out=True)
+    windows = rules.report()["windows"]
+    assert windows["max_1s_aggregate_by_client_group"] == {"iot-bridge-bench": 90, "application-bench": 20}
+    assert windows["max_1s_aggregate"] == 110
+
+
+def test_reset_keeps_grouping_open_connections(rules: IotCoreRules) -> None:
+    account = connected(rules, "pool-task-0")
+    publish(rules, account)
+    rules.reset()
+    publish(rules, account)
+    assert rules.report()["windows"]["max_1s_aggregate_by_client_group"] == {"pool-task": 1}
+
+
 @pytest.mark.parametrize(
     ("topic", "payload", "reason"),
     [
