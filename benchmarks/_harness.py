@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.broker import LocalBroker
 from devtools.http_load import KeepAliveConnection
@@ -186,6 +187,7 @@ def aws_figures(broker: LocalBroker) -> dict[str, Any]:
         "violations_by_client": report["by_client"],
         "max_1s_window_per_connection": windows["max_1s_per_connection"],
         "max_1s_window_aggregate": windows["max_1s_aggregate"],
+        "max_1s_window_aggregate_by_client_group": windows["max_1s_aggregate_by_client_group"],
         "max_1s_window_by_connection": {
             f"{connection['client_id']}#{connection['connection']}": connection["max_1s_window"]
             for connection in windows["connections"]
@@ -197,6 +199,23 @@ def aws_figures(broker: LocalBroker) -> dict[str, Any]:
 def reset_aws_figures(broker: LocalBroker) -> None:
     if broker.stand_in is not None:
         broker.stand_in.reset()
+
+
+# --- goals --------------------------------------------------------------------------------------------------
+def goal(value: float, limit: float, *, at_most: bool = True, why: str = "") -> dict[str, Any]:
+    """A figure against its goal (``value <= limit``, or ``>=`` with ``at_most=False``), for the JSON and the print."""
+    met = value <= limit if at_most else value >= limit
+    figure: dict[str, Any] = {"value": value, "goal": f"{'<=' if at_most else '>='} {limit:g}", "met": met}
+    if why:
+        figure["why"] = why
+    return figure
+
+
+def print_goals(title: str, goals: dict[str, dict[str, Any]]) -> None:
+    """One ``goal`` line per figure: its value, the goal, met or MISSED."""
+    for name, figure in goals.items():
+        verdict = "met" if figure["met"] else "MISSED"
+        print(f"goal {title}: {name} = {figure['value']:g} (goal {figure['goal']}): {verdict}", flush=True)
 
 
 # --- the bridge in its own process -----------------------------------------------------------------------------
@@ -244,6 +263,23 @@ class BridgeProcess:
                 return self
             time.sleep(0.1)
         raise TimeoutError("the bridge's clients did not all open")
+
+    def metrics(self) -> dict[str, float]:
+        """The bridge's ``/metrics`` samples summed over their labels but one: ``name{label="value"}`` → value.
+
+        Each sample is kept under its bare name (summed over every label) and, for the labels that split a family
+        by outcome (``status``, ``reason``), under ``name{label="value"}`` too.
+        """
+        text = httpx.get(f"{self.url}/metrics", timeout=5).text
+        totals: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+                for label in ("status", "reason"):
+                    if label in sample.labels:
+                        key = f'{sample.name}{{{label}="{sample.labels[label]}"}}'
+                        totals[key] = totals.get(key, 0.0) + sample.value
+        return totals
 
     def cpu_secs(self) -> float:
         times = psutil.Process(self.pid).cpu_times()

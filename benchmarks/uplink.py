@@ -7,6 +7,11 @@ Runs, each with its own subscriber (``mosquitto_sub`` on the broker's plain obse
   stand-in: delivered rate, HTTP send → subscriber arrival latency, the bridge process's CPU (all threads) per wall
   second, uplinks lost, the most uplinks the subscriber saw in any sliding 1-second window, and from the stand-in
   what AWS would have discarded (by reason and client ID) and the busiest rolling second per connection and in all.
+  The bridge paces every limit over 1 s plus a 50 ms jitter margin (``bridge_domain.budget``), so 1000/s offered
+  is delivered at ~952/s and the rest waits in the buffer: the goal is that pace, not the offered rate.
+* ``headroom``: the same at ``--headroom-rate`` (1500/s, half again the limit) with a buffer of
+  ``HEADROOM_BUFFER_SIZE`` so that it fills within the run: the stand-in's busiest rolling second must stay within
+  the configured limits (100 per connection, 1000 in all) and the overflow is answered 429, not lost.
 * ``ceiling_single`` / ``ceiling_batch``: the same bridge with ``BRIDGE_LIFT_RATE_LIMITS=1``, driven closed-loop by
   keep-alive connections with single POSTs, then with NDJSON batches: the delivered rate is the ceiling. These lift
   AWS's limits on purpose, so they publish to mosquitto's own mTLS listener, not through the stand-in.
@@ -14,7 +19,7 @@ Runs, each with its own subscriber (``mosquitto_sub`` on the broker's plain obse
   ``stand_in_overhead``: the same publisher through the stand-in's audit listener (the whole proxy path, rules
   counted but not applied), as fast as it goes and paced at ``--overhead-rate``, with the stand-in's CPU.
 
-    python -m benchmarks.uplink [--seed-secs 20] [--ceiling-secs 10] [--output benchmarks/results/uplink.json]
+    python -m benchmarks.uplink [--seed-secs 20] [--headroom-secs 20] [--ceiling-secs 10] [--runs seed,headroom]
 """
 
 from __future__ import annotations
@@ -41,14 +46,17 @@ from benchmarks._harness import (
     LoadResult,
     Subscriber,
     aws_figures,
+    goal,
     max_in_window,
     per_second,
     percentile,
     post,
+    print_goals,
     process_cpu_secs,
     reset_aws_figures,
     running,
 )
+from bridge_domain.budget import LIMIT_WINDOW_SECS
 from devtools.broker import LocalBroker
 from devtools.pki import CertPair, DevPki
 
@@ -60,6 +68,22 @@ WARMUP_SECS = 2.0  # excluded from rates and CPU: connections warming up, first 
 SETTLE_SECS = 10.0
 RAW_WINDOW = 200  # publishes awaited together by the raw publisher
 BACKOFF_SECS = 0.05  # a closed-loop producer's pause after a 429
+POOL_SIZE = 10
+UPLINK_RATE_PER_SEC = 1000
+PER_CLIENT_RATE_PER_SEC = 100
+BUFFER_SIZE = 20_000
+HEADROOM_BUFFER_SIZE = 5_000  # fills within a 20-s run at 1500/s offered (~550/s more than the pace)
+BRIDGE_CPU_GOAL_CORES = 0.25
+
+
+def paced_uplinks_per_sec(outbound_per_sec: float = UPLINK_RATE_PER_SEC) -> float:
+    """What the bridge delivers when offered more: every limit holds over ``LIMIT_WINDOW_SECS`` (1 s + margin)."""
+    return min(outbound_per_sec, POOL_SIZE * PER_CLIENT_RATE_PER_SEC) / LIMIT_WINDOW_SECS
+
+
+def drain_timeout_secs(accepted: int, delivered_per_sec: float) -> float:
+    """Long enough for a backlog left in the buffer when the load stops to reach the subscriber."""
+    return SETTLE_SECS + accepted / delivered_per_sec
 
 
 def dev_eui(seq: int) -> str:
@@ -73,7 +97,9 @@ def uplink_document(seq: int) -> bytes:
     )
 
 
-def bridge_configuration(broker: LocalBroker, cert: CertPair, port: int) -> dict[str, Any]:
+def bridge_configuration(
+    broker: LocalBroker, cert: CertPair, port: int, buffer_size: int = BUFFER_SIZE
+) -> dict[str, Any]:
     return {
         "connectorId": "actility-aws-iot",
         "name": "uplink benchmark",
@@ -85,10 +111,10 @@ def bridge_configuration(broker: LocalBroker, cert: CertPair, port: int) -> dict
             "privateKey": cert.key_pem,
             "broker": {"host": broker.host, "port": port, "caCertificate": broker.pki.ca.cert_pem},
             "uplinkTopicPattern": "bench/things/{DevEUI}/uplink",
-            "poolSize": 10,
-            "uplinkRatePerSec": 1000,
-            "perClientRatePerSec": 100,
-            "bufferSize": 20_000,
+            "poolSize": POOL_SIZE,
+            "uplinkRatePerSec": UPLINK_RATE_PER_SEC,
+            "perClientRatePerSec": PER_CLIENT_RATE_PER_SEC,
+            "bufferSize": buffer_size,
             "registerThings": False,
             "downlinkEnabled": False,
             "batchIngressToken": BATCH_TOKEN,
@@ -211,7 +237,7 @@ def run_seed(broker: LocalBroker, config: Path, workdir: Path, rate: float, secs
 
             result = uvloop.run(drive())
             ended = time.time()
-        subscriber.wait_quiet(len(result.sent) + 1, SETTLE_SECS)
+        subscriber.wait_quiet(len(result.sent) + 1, drain_timeout_secs(len(result.sent), paced_uplinks_per_sec()))
         arrivals = subscriber.stop()
         aws = aws_figures(broker)
     (wall_start, cpu_start, stand_in_start), (wall_end, cpu_end, stand_in_end) = cpu_marks
@@ -223,8 +249,30 @@ def run_seed(broker: LocalBroker, config: Path, workdir: Path, rate: float, secs
         "stand_in_cpu_core_fraction": round((stand_in_end - stand_in_start) / (wall_end - wall_start), 3),
         "aws": aws,
     }
+    summary["goals"] = uplink_goals(summary, rate)
     summary["_series"] = per_second([arrival.at for arrival in arrivals], started)
     return summary
+
+
+def uplink_goals(summary: dict[str, Any], offered_per_sec: float) -> dict[str, dict[str, Any]]:
+    """The figures an uplink run through the stand-in must reach; the rate is the budget's pace, not 1000/s."""
+    aws = summary["aws"]
+    paced = round(paced_uplinks_per_sec(), 1)
+    expected = min(offered_per_sec, paced)
+    return {
+        "violations": goal(aws["violations"], 0),
+        "lost": goal(summary["lost"], 0),
+        "max_1s_window_per_connection": goal(aws["max_1s_window_per_connection"], PER_CLIENT_RATE_PER_SEC),
+        "max_1s_window_aggregate": goal(aws["max_1s_window_aggregate"], UPLINK_RATE_PER_SEC),
+        "achieved_msgs_per_sec": goal(
+            summary["achieved_msgs_per_sec"],
+            round(0.98 * expected, 1),
+            at_most=False,
+            why=f"every limit holds over {LIMIT_WINDOW_SECS:g} s (1 s + jitter margin): {UPLINK_RATE_PER_SEC}/s "
+            f"paces at {paced:g}/s; within 2% of min(offered, that)",
+        ),
+        "bridge_cpu_core_fraction": goal(summary["bridge_cpu_core_fraction"], BRIDGE_CPU_GOAL_CORES),
+    }
 
 
 def run_ceilings(
@@ -384,6 +432,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             # purpose and go to mosquitto's own mTLS listener.
             config, ceiling_config = workdir / "connection.json", workdir / "connection-ceiling.json"
             config.write_bytes(orjson.dumps(bridge_configuration(broker, bridge_cert, broker.ports.tls)))
+            headroom_config = workdir / "connection-headroom.json"
+            headroom_config.write_bytes(
+                orjson.dumps(bridge_configuration(broker, bridge_cert, broker.ports.tls, HEADROOM_BUFFER_SIZE))
+            )
             ceiling_config.write_bytes(
                 orjson.dumps(bridge_configuration(broker, bridge_cert, broker.ports.tls_unenforced))
             )
@@ -410,6 +462,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 # the largest 1-second window the subscriber sees.
                 paced = run_raw(broker, publisher_cert, workdir, int(args.seed_rate * 8), args.seed_rate)
                 seed["reference_paced_raw_max_1s_window_msgs"] = paced["max_1s_window_msgs"]
+            headroom = (
+                run_seed(broker, headroom_config, workdir, args.headroom_rate, args.headroom_secs)
+                if "headroom" in args.runs
+                else {**skipped, "target_msgs_per_sec": args.headroom_rate}
+            )
+            if "headroom" in args.runs:
+                headroom["buffer_size"] = HEADROOM_BUFFER_SIZE
             single, batch = (
                 run_ceilings(broker, ceiling_config, workdir, args.ceiling_secs)
                 if "ceiling" in args.runs
@@ -417,6 +476,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
     series = {
         "seed rate (limits on)": seed.pop("_series"),
+        f"{args.headroom_rate:g}/s offered (limits on)": headroom.pop("_series"),
         "ceiling, single POSTs": single.pop("_series"),
         "ceiling, batches": batch.pop("_series"),
         "raw awscrt publisher": raw.pop("_series"),
@@ -424,6 +484,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     best_ceiling = max(single["achieved_msgs_per_sec"], batch["achieved_msgs_per_sec"])
     result = {
         "seed_rate": seed,
+        "headroom": headroom,
         "ceiling_single": single,
         "ceiling_batch": batch,
         "raw_awscrt_msgs_per_sec": raw["msgs_per_sec"],
@@ -440,6 +501,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.uplink", description=__doc__)
     parser.add_argument("--seed-rate", type=float, default=1000.0, help="offered single POSTs per second")
     parser.add_argument("--seed-secs", type=float, default=20.0, help="duration of the seed-rate run")
+    parser.add_argument("--headroom-rate", type=float, default=1500.0, help="offered POSTs/s of the headroom run")
+    parser.add_argument("--headroom-secs", type=float, default=20.0, help="duration of the headroom run")
     parser.add_argument("--ceiling-secs", type=float, default=10.0, help="duration of each ceiling run")
     parser.add_argument("--raw-count", type=int, default=100_000, help="publishes of the raw awscrt baseline")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"result file (default {DEFAULT_OUTPUT})")
@@ -448,8 +511,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--runs",
-        default="raw,overhead,seed,ceiling",
-        help="comma-separated subset of raw,overhead,seed,ceiling (default: all; overhead needs raw)",
+        default="raw,overhead,seed,headroom,ceiling",
+        help="comma-separated subset of raw,overhead,seed,headroom,ceiling (default: all; overhead needs raw)",
     )
     args = parser.parse_args(argv)
     args.runs = set(args.runs.split(","))
@@ -462,6 +525,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     result = run(args)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
+    for name in ("seed_rate", "headroom"):
+        if "goals" in result[name]:
+            print_goals(f"uplink {name}", result[name]["goals"])
     return result
 
 
