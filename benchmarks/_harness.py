@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import os
 import re
 import subprocess
@@ -18,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from devtools.broker import LocalBroker
 from devtools.http_load import KeepAliveConnection
+from devtools.local_lns import LocalLns
 from devtools.ports import free_port, wait_for_port
 
 READY_TIMEOUT_SECS = 30.0
@@ -301,6 +304,36 @@ def running(bridge: BridgeProcess) -> Iterator[BridgeProcess]:
         yield bridge.start()
     finally:
         bridge.stop()
+
+
+# --- helper processes -----------------------------------------------------------------------------------------
+CHILD_JOIN_TIMEOUT_SECS = 10.0
+
+
+@contextlib.contextmanager
+def child_process(target: Any, *args: Any) -> Iterator[Pipe]:
+    """A spawned child process running ``target(pipe, *args)``, and the parent's end of its pipe."""
+    parent, child = multiprocessing.Pipe()
+    process = multiprocessing.get_context("spawn").Process(target=target, args=(child, *args), daemon=True)
+    process.start()
+    try:
+        yield parent
+    finally:
+        process.join(timeout=CHILD_JOIN_TIMEOUT_SECS)
+        if process.is_alive():
+            process.kill()
+
+
+def serve_lns(pipe: Pipe) -> None:
+    """A :class:`LocalLns` in a process of its own: sends its URL, and on any message its requests.
+
+    Requests as ``(Payload query parameter, time.monotonic() of arrival)``; CLOCK_MONOTONIC is one clock for the
+    whole machine, so another process's readings compare with these.
+    """
+    with LocalLns() as lns:
+        pipe.send(lns.url)
+        pipe.recv()  # told to stop
+        pipe.send([(request.query.get("Payload", ""), request.arrived_at) for request in lns.requests])
 
 
 # --- the HTTP load generator ------------------------------------------------------------------------------------

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
-import multiprocessing
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
@@ -34,7 +32,7 @@ import uvloop
 from prometheus_client import CollectorRegistry
 from tqdm import tqdm
 
-from benchmarks._harness import aws_figures, reset_aws_figures
+from benchmarks._harness import aws_figures, child_process, reset_aws_figures, serve_lns
 from bridge_container.downlink.service import DownlinkService
 from bridge_container.metrics import UplinkMetrics
 from bridge_container.mqtt.crt import CrtClientFactory
@@ -43,7 +41,6 @@ from bridge_container.states import ConnectionState
 from bridge_container.uplink.pool import MqttPool, PoolSettings
 from bridge_domain.connection import Connection, ConnectionConfiguration
 from devtools.broker import LocalBroker
-from devtools.local_lns import LocalLns
 from devtools.pki import DevPki
 
 DEFAULT_OUTPUT = Path("benchmarks/results/downlink.json")
@@ -110,14 +107,6 @@ class _Setup:
         return Connection.model_validate(document).configuration
 
 
-# --- the network server's process ----------------------------------------------------------------------------
-def _serve_lns(pipe: Pipe) -> None:
-    with LocalLns() as lns:
-        pipe.send(lns.url)
-        pipe.recv()  # told to stop
-        pipe.send([(request.query.get("Payload", ""), request.arrived_at) for request in lns.requests])
-
-
 # --- the application's process -------------------------------------------------------------------------------
 def _run_application(pipe: Pipe, setup: _Setup, rate_per_sec: float, duration_secs: float) -> None:
     pipe.send(uvloop.run(_application(pipe, setup, rate_per_sec, duration_secs)))
@@ -171,20 +160,6 @@ async def _publish_at_rate(client: MqttClient, rate_per_sec: float, duration_sec
     return sent_at
 
 
-@contextlib.contextmanager
-def _child(target: Any, *args: Any) -> Iterator[Pipe]:
-    """A spawned child process and the parent's end of its pipe."""
-    parent, child = multiprocessing.Pipe()
-    process = multiprocessing.get_context("spawn").Process(target=target, args=(child, *args), daemon=True)
-    process.start()
-    try:
-        yield parent
-    finally:
-        process.join(timeout=SETTLE_SECS * 2)
-        if process.is_alive():
-            process.kill()
-
-
 # --- the bridge (this process) -------------------------------------------------------------------------------
 class _BridgeCounters:
     """The bridge's own downlink counters, read from its registry."""
@@ -222,12 +197,12 @@ async def _run_bridge(setup: _Setup, app: Pipe, before_go: Callable[[], None]) -
 
 
 def run(args: argparse.Namespace) -> DownlinkResult:
-    with tempfile.TemporaryDirectory(prefix="downlink-bench-") as workdir, _child(_serve_lns) as lns:
+    with tempfile.TemporaryDirectory(prefix="downlink-bench-") as workdir, child_process(serve_lns) as lns:
         lns_url = lns.recv()
         pki = DevPki(Path(workdir) / "pki")
         with LocalBroker(Path(workdir) / "broker", pki) as broker:
             setup = _Setup(pki.directory, broker.host, broker.ports.tls, lns_url, args.rate_limit)
-            with _child(_run_application, setup, args.rate, args.duration_secs) as app:
+            with child_process(_run_application, setup, args.rate, args.duration_secs) as app:
                 uvloop.run(_run_bridge(setup, app, lambda: reset_aws_figures(broker)))  # the service's own loop
                 sent_at, failed_feedback = app.recv()
             aws = aws_figures(broker)

@@ -133,8 +133,19 @@ def _recorder(result: LoadResult, seqs: range, sent_at: float) -> Callable[[int]
     return done
 
 
-async def open_loop(port: int, rate: float, duration_secs: float, progress: tqdm[Any]) -> LoadResult:
-    """Single POSTs at ``rate`` a second, on schedule whatever the answers take."""
+def thingpark_request(seq: int) -> bytes:
+    """The POST of uplink ``seq`` as ThingPark sends it to a connection without an AS key (no Token)."""
+    return post("/uplinks/thingpark", uplink_document(seq))
+
+
+async def open_loop(
+    port: int,
+    rate: float,
+    duration_secs: float,
+    progress: tqdm[Any],
+    request: Callable[[int], bytes] = thingpark_request,
+) -> LoadResult:
+    """Single POSTs (``request(seq)``) at ``rate`` a second, on schedule whatever the answers take."""
     result = LoadResult()
     loop = asyncio.get_running_loop()
     total = int(rate * duration_secs)
@@ -144,9 +155,7 @@ async def open_loop(port: int, rate: float, duration_secs: float, progress: tqdm
             delay = start + seq / rate - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await load.request(
-                post("/uplinks/thingpark", uplink_document(seq)), _recorder(result, range(seq, seq + 1), time.time())
-            )
+            await load.request(request(seq), _recorder(result, range(seq, seq + 1), time.time()))
             result.requests += 1
             if seq % 500 == 0:
                 progress.update(500)
