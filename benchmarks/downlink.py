@@ -51,6 +51,7 @@ AS_KEY = "00112233445566778899aabbccddeeff"
 DEVICES = 1_000  # downlinks spread over this many DevEUIs, as a fleet's would be
 PROBE_PAYLOAD = "ffffffff"
 PROBE_INTERVAL_SECS = 0.2
+APPLICATION_CONNECTIONS = 2  # 50 publishes/s each at the default rate, clear of the 100/s per connection
 
 logger = logging.getLogger("benchmarks.downlink")
 
@@ -115,35 +116,45 @@ def _run_application(pipe: Pipe, setup: _Setup, rate_per_sec: float, duration_se
 async def _application(
     pipe: Pipe, setup: _Setup, rate_per_sec: float, duration_secs: float
 ) -> tuple[dict[int, float], int]:
-    """Probe until told to go, publish on schedule; return publish times by sequence and failed-feedback count."""
-    opened = asyncio.Event()
+    """Probe until told to go, publish on schedule; return publish times by sequence and failed-feedback count.
+
+    The application is an AWS client too, held to 100 publishes/s per connection: it publishes round robin over
+    ``APPLICATION_CONNECTIONS`` connections, so that 100 downlinks/s do not reach one connection's limit.
+    """
+    opened = [asyncio.Event() for _ in range(APPLICATION_CONNECTIONS)]
     failed: list[InboundMessage] = []
 
-    def on_state(_client: MqttClient, state: ConnectionState) -> None:
-        if state is ConnectionState.OPENED:
-            opened.set()
+    def callbacks(slot: int) -> ClientCallbacks:
+        def on_state(_client: MqttClient, state: ConnectionState) -> None:
+            if state is ConnectionState.OPENED:
+                opened[slot].set()
 
-    client = CrtClientFactory(setup.configuration("bench-app"), "bench-app")(
-        0, ClientCallbacks(on_state, failed.append)
-    )
-    await client.start()
+        return ClientCallbacks(on_state, failed.append)
+
+    factory = CrtClientFactory(setup.configuration("bench-app"), "bench-app")
+    clients = [factory(slot, callbacks(slot)) for slot in range(APPLICATION_CONNECTIONS)]
+    for client in clients:
+        await client.start()
     try:
-        await asyncio.wait_for(opened.wait(), OPEN_TIMEOUT_SECS)
-        await client.subscribe("tpx/things/+/downlink/failed")
+        async with asyncio.timeout(OPEN_TIMEOUT_SECS):
+            for event in opened:
+                await event.wait()
+        await clients[0].subscribe("tpx/things/+/downlink/failed")
         probe = orjson.dumps({"payload_hex": PROBE_PAYLOAD})
         while not pipe.poll():
-            await client.publish("tpx/things/00000000000000FF/downlink", probe)
+            await clients[0].publish("tpx/things/00000000000000FF/downlink", probe)
             await asyncio.sleep(PROBE_INTERVAL_SECS)
         pipe.recv()
         await asyncio.sleep(1.0)  # the probes reach the network server; the limiter's window empties
-        sent_at = await _publish_at_rate(client, rate_per_sec, duration_secs)
+        sent_at = await _publish_at_rate(clients, rate_per_sec, duration_secs)
         await asyncio.sleep(SETTLE_SECS)  # failed feedback, if any, arrives
     finally:
-        await client.stop()
+        for client in clients:
+            await client.stop()
     return sent_at, len(failed)
 
 
-async def _publish_at_rate(client: MqttClient, rate_per_sec: float, duration_secs: float) -> dict[int, float]:
+async def _publish_at_rate(clients: list[MqttClient], rate_per_sec: float, duration_secs: float) -> dict[int, float]:
     sent_at: dict[int, float] = {}
     total = round(rate_per_sec * duration_secs)
     start = time.monotonic()
@@ -155,7 +166,7 @@ async def _publish_at_rate(client: MqttClient, rate_per_sec: float, duration_sec
             dev_eui = f"70B3D57E{sequence % DEVICES:08X}"
             payload = orjson.dumps({"payload_hex": f"{sequence:08x}", "FPort": 2})
             sent_at[sequence] = time.monotonic()
-            await client.publish(f"tpx/things/{dev_eui}/downlink", payload)
+            await clients[sequence % len(clients)].publish(f"tpx/things/{dev_eui}/downlink", payload)
             progress.update()
     return sent_at
 
