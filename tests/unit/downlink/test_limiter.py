@@ -7,8 +7,7 @@ import asyncio
 
 import pytest
 
-from bridge_container.downlink.limiter import RateLimiter, RateSettings
-from bridge_domain.budget import JITTER_MARGIN_SECS, LIMIT_WINDOW_SECS
+from bridge_container.downlink.limiter import LNS_JITTER_MARGIN_SECS, LNS_WINDOW_SECS, RateLimiter, RateSettings
 
 
 class VirtualTime:
@@ -50,9 +49,9 @@ async def test_no_one_second_window_holds_more_than_the_rate(lateness_secs: floa
     time = VirtualTime(lateness_secs)
     limiter = RateLimiter(RateSettings(rate_per_sec=100), clock=time.clock, sleep=time.sleep)
     times = await grant_times(limiter, time, 500)
-    assert max_in_one_second(times, LIMIT_WINDOW_SECS) <= 100
+    assert max_in_one_second(times, LNS_WINDOW_SECS) <= 100
     # Each request may reach the network server up to the margin later than the next: still no second above 100.
-    arrivals = sorted(moment + (JITTER_MARGIN_SECS if index % 2 else 0.0) for index, moment in enumerate(times))
+    arrivals = sorted(moment + (LNS_JITTER_MARGIN_SECS if index % 2 else 0.0) for index, moment in enumerate(times))
     assert max_in_one_second(arrivals) <= 100
 
 
@@ -61,7 +60,7 @@ async def test_late_timers_do_not_cost_rate() -> None:
     limiter = RateLimiter(RateSettings(rate_per_sec=100), clock=time.clock, sleep=time.sleep)
     times = await grant_times(limiter, time, 501)
     achieved_per_sec = 500 / (times[-1] - times[0])
-    assert achieved_per_sec > 99.0 / LIMIT_WINDOW_SECS
+    assert achieved_per_sec > 99.0 / LNS_WINDOW_SECS
 
 
 async def test_a_burst_is_limited_to_the_bucket() -> None:
@@ -69,7 +68,7 @@ async def test_a_burst_is_limited_to_the_bucket() -> None:
     limiter = RateLimiter(RateSettings(rate_per_sec=100, burst=5), clock=time.clock, sleep=time.sleep)
     times = await grant_times(limiter, time, 20)
     assert times.count(times[0]) == 5
-    assert times[-1] - times[0] == pytest.approx(15 / (100 / LIMIT_WINDOW_SECS), abs=0.002)
+    assert times[-1] - times[0] == pytest.approx(15 / (100 / LNS_WINDOW_SECS), abs=0.002)
 
 
 def test_the_default_burst_is_a_twentieth_of_the_rate_and_at_least_one() -> None:
@@ -86,7 +85,7 @@ async def test_one_per_second_grants_one_per_limit_window() -> None:
     time = VirtualTime()
     limiter = RateLimiter(RateSettings(rate_per_sec=1), clock=time.clock, sleep=time.sleep)
     times = await grant_times(limiter, time, 5)
-    expected = [index * LIMIT_WINDOW_SECS for index in range(5)]
+    expected = [index * LNS_WINDOW_SECS for index in range(5)]
     assert [moment - times[0] for moment in times] == pytest.approx(expected, abs=1e-6)
 
 
@@ -94,7 +93,7 @@ async def test_never_sleeps_less_than_a_millisecond() -> None:
     time = VirtualTime()
     limiter = RateLimiter(RateSettings(rate_per_sec=1), clock=time.clock, sleep=time.sleep)
     await limiter.acquire()
-    time.now += LIMIT_WINDOW_SECS - 1e-6  # the next grant is a microsecond away
+    time.now += LNS_WINDOW_SECS - 1e-6  # the next grant is a microsecond away
     await limiter.acquire()
     assert time.sleeps == [0.001]
 
@@ -142,7 +141,7 @@ async def test_a_request_arriving_when_a_grant_frees_up_queues_behind_the_waitin
             tasks.create_task(request(number))
         await run_loop()
         assert order == [0]
-        time.now = LIMIT_WINDOW_SECS  # a grant is free, but the waiting requests have not woken up yet
+        time.now = LNS_WINDOW_SECS  # a grant is free, but the waiting requests have not woken up yet
         tasks.create_task(request(3))
         await run_loop()
         for _ in range(3):
