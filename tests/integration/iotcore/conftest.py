@@ -68,7 +68,10 @@ class AwsClient:
             "client_id": self.client_id,
             "ca_filepath": str(self.broker.ca_file),
             "extended_validation_and_flow_control_options": mqtt5.ExtendedValidationAndFlowControlOptions.NONE,
+            # CRT's default jitter can retry at once: a test client that breaks a rule must not also break the
+            # connect rate by reconnecting within the second.
             "min_reconnect_delay_ms": 2_000,
+            "retry_jitter_mode": mqtt5.ExponentialBackoffJitterMode.NONE,
             "on_publish_received": self._on_publish,
             "on_lifecycle_connection_success": lambda _data: self.connected.set(),
             "on_lifecycle_connection_failure": self._on_failure,
