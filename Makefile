@@ -16,7 +16,7 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 CDK_FLAGS := --no-notices --no-version-reporting --no-color -c config=$(CONFIG)
 
-.PHONY: help install system-deps test lint typecheck unit run synth bootstrap deploy destroy bench openapi clean
+.PHONY: help install system-deps test lint typecheck unit run synth bootstrap deploy destroy bench mutation openapi clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -70,8 +70,13 @@ destroy: $(DEPS_STAMP) $(NODE_STAMP) ## cdk destroy: removes the stacks (data ke
 bench: install ## benchmarks: figures printed and written to benchmarks/results/*.json
 	$(PY) -m benchmarks
 
+# Not part of `make test`: run it after changing a module it mutates, and before a release. Each module gets its own copy
+# of the tree under mutants/ and only its own unit tests (scripts/mutation.py); exits 1 if one scores below 90 %.
+mutation: $(DEPS_STAMP) ## mutmut per module ([tool.mutmut] in pyproject.toml): scores and surviving mutants (~30 min)
+	$(PY) scripts/mutation.py
+
 openapi: $(DEPS_STAMP) ## rewrite openapi/bridge.json from the code (a test checks it matches)
 	$(PY) -m bridge_container.connections.openapi
 
 clean: ## remove generated files (keeps .venv and node_modules)
-	rm -rf cdk.out .mypy_cache .pytest_cache .ruff_cache .state
+	rm -rf cdk.out .mypy_cache .pytest_cache .ruff_cache .state mutants

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from bridge_domain.budget import INBOUND_SHARE_OF_CONNECTION, plan_budget
+from bridge_domain.budget import INBOUND_SHARE_OF_CONNECTION, PoolBudget, plan_budget
 from bridge_domain.loading import parse_connection
 from bridge_domain.quotas import PUBLISHES_PER_SEC_PER_CONNECTION
 
@@ -36,6 +36,31 @@ def test_subscribers_grow_with_the_downlink_rate_and_share_it(downlinks: int, su
 
     assert (budget.subscribers, budget.inbound_reserved_per_sec) == (subscribers, reserved)
     assert budget.inbound_per_sec >= downlinks
+
+
+@pytest.mark.parametrize(
+    ("pool_size", "per_connection", "downlinks", "expected"),
+    [
+        (10, 100, None, PoolBudget(10, 100, 0, 0, 0)),
+        (10, 100, 0, PoolBudget(10, 100, 0, 0, 0)),
+        (10, 100, -1, PoolBudget(10, 100, 0, 0, 0)),
+        (4, 1, 3, PoolBudget(4, 1, 1, 0, 3)),  # share 0: one subscriber, nothing to reserve (warned about)
+        (4, 2, 3, PoolBudget(4, 2, 3, 1, 3)),  # share 1: the smallest that reserves
+        (4, 3, 3, PoolBudget(4, 3, 3, 1, 3)),
+        (1, 100, 1, PoolBudget(1, 100, 1, 1, 1)),
+        (1, 1, 1, PoolBudget(1, 1, 1, 0, 1)),
+    ],
+)
+def test_the_budget_at_each_edge_of_the_share(
+    pool_size: int, per_connection: int, downlinks: int | None, expected: PoolBudget
+) -> None:
+    assert plan_budget(pool_size, per_connection, downlinks) == expected
+
+
+@pytest.mark.parametrize(("pool_size", "per_connection"), [(0, 100), (1, 0), (-1, -1)])
+def test_an_empty_pool_or_connection_is_refused(pool_size: int, per_connection: int) -> None:
+    with pytest.raises(ValueError, match=r"^pool_size and per_connection_per_sec must be >= 1$"):
+        plan_budget(pool_size, per_connection, 10)
 
 
 def test_no_subscriber_gives_more_than_its_share_to_deliveries() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bridge_domain.exceptions import ConfigError
@@ -206,7 +206,7 @@ INVALID_VALUES: dict[str, st.SearchStrategy[object]] = {
     "downlinkTopicPattern": st.sampled_from(["a/#/{DevEUI}", "d/x{DevEUI}y", "d/{FPort}/{DevEUI}"]),
     "deviceType": st.sampled_from(["", "has space", "x" * 129]),
     "certificateId": st.sampled_from(["cert", "arn:aws:iot:eu-central-1:12:cert/x", "AB" * 32]),
-    "downlinkRatePerSec": st.integers(min_value=101, max_value=10**6),
+    "downlinkRatePerSec": st.one_of(st.integers(max_value=0), st.integers(min_value=101, max_value=10**6)),
 }
 
 
@@ -216,9 +216,168 @@ INVALID_VALUES: dict[str, st.SearchStrategy[object]] = {
         lambda keys: st.fixed_dictionaries({key: INVALID_VALUES[key] for key in keys})
     )
 )
+@example(changes={"downlinkPort": 0, "poolSize": 0, "keepAliveSecs": 29})  # one below each lowest value
+@example(changes={"downlinkPort": 224, "poolSize": 11, "keepAliveSecs": 1201, "downlinkRatePerSec": 101})  # one above
 def test_every_invalid_field_is_reported_with_its_path(bridge_cert: CertPair, changes: dict[str, object]) -> None:
     document = copy.deepcopy(valid_document(bridge_cert))
     document["configuration"].update(changes)
     with pytest.raises(ConfigError) as caught:
         parse_connection(document)
     assert {f"configuration.{field}" for field in changes} <= paths(caught.value)
+
+
+# --- limit table: every numeric bound of the model, accepted at its edge and refused one past it ---------------------
+CHIRPSTACK = {"kind": "chirpstack", "ingressToken": "t" * 16, "apiUrl": "https://chirpstack.example.com/api"}
+TTS = {"kind": "tts", "ingressToken": "t" * 16, "apiUrl": "https://eu1.cloud.thethings.network", "applicationId": "a"}
+# field: (lowest accepted, highest accepted, other fields the edge needs to stay valid)
+BOUNDS: dict[str, tuple[int, int, dict[str, Any]]] = {
+    "downlinkPort": (1, 223, {}),
+    "poolSize": (1, 10, {"uplinkRatePerSec": 100}),
+    "uplinkRatePerSec": (1, 1000, {}),
+    "perClientRatePerSec": (1, 100, {"uplinkRatePerSec": 10}),
+    "downlinkRatePerSec": (1, 100, {}),
+    "bufferSize": (1, 1_000_000, {}),
+    "downlinkBufferSize": (1, 100_000, {}),
+    "keepAliveSecs": (30, 1200, {}),
+}
+
+
+def issues_of(document: dict[str, Any]) -> dict[str, str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_connection(document)
+    return {issue.path: issue.message for issue in caught.value.issues}
+
+
+@pytest.mark.parametrize("field", sorted(BOUNDS))
+def test_each_numeric_field_is_accepted_at_both_bounds(document: dict[str, Any], field: str) -> None:
+    low, high, needs = BOUNDS[field]
+    for value in (low, high):
+        document["configuration"].update(needs, **{field: value})
+        assert parse_connection(document).configuration.model_dump(by_alias=True)[field] == value
+
+
+@pytest.mark.parametrize("field", sorted(BOUNDS))
+def test_each_numeric_field_is_refused_one_past_either_bound(document: dict[str, Any], field: str) -> None:
+    low, high, needs = BOUNDS[field]
+    for value in (low - 1, high + 1):
+        changed = copy.deepcopy(document)
+        changed["configuration"].update(needs, **{field: value})
+        assert f"configuration.{field}" in issues_of(changed)
+
+
+def test_the_broker_port_is_bounded_by_tcp(document: dict[str, Any]) -> None:
+    for port in (1, 65535):
+        document["configuration"]["broker"] = {"host": "localhost", "port": port}
+        assert parse_connection(document).configuration.port == port
+    for port in (0, 65536):
+        document["configuration"]["broker"] = {"host": "localhost", "port": port}
+        assert "configuration.broker.port" in issues_of(document)
+
+
+@pytest.mark.parametrize(
+    ("field", "longest"), [("description", 512), ("deviceType", 128), ("sharedSubscriptionGroup", 128)]
+)
+def test_each_text_field_is_accepted_at_its_longest_and_refused_one_longer(
+    document: dict[str, Any], field: str, longest: int
+) -> None:
+    document["configuration"][field] = "x" * longest
+    parse_connection(document)
+    document["configuration"][field] = "x" * (longest + 1)
+    assert f"configuration.{field}" in issues_of(document)
+
+
+def test_the_name_is_1_to_128_characters(document: dict[str, Any]) -> None:
+    for name in ("x", "x" * 128):
+        document["name"] = name
+        assert parse_connection(document).name == name
+    for name in ("", "x" * 129):
+        document["name"] = name
+        assert "name" in issues_of(document)
+
+
+def test_one_to_three_network_servers_one_of_each_kind(document: dict[str, Any]) -> None:
+    document["configuration"]["lns"] = [{"kind": "thingpark"}, CHIRPSTACK, TTS]
+    assert len(parse_connection(document).configuration.lns) == 3
+    document["configuration"]["lns"] = []
+    assert "configuration.lns" in issues_of(document)
+    document["configuration"]["lns"] = [{"kind": "thingpark"}, CHIRPSTACK, TTS, CHIRPSTACK]
+    assert "configuration.lns" in issues_of(document)
+
+
+def test_the_uplink_rate_may_reach_what_the_pool_may_publish_and_no_more(document: dict[str, Any]) -> None:
+    document["configuration"].update(poolSize=2, perClientRatePerSec=100, uplinkRatePerSec=200)
+    assert parse_connection(document).configuration.uplink_rate_per_sec == 200
+    document["configuration"]["uplinkRatePerSec"] = 201
+    assert issues_of(document) == {
+        "configuration.uplinkRatePerSec": "exceeds poolSize x perClientRatePerSec = 200/s "
+        "(AWS IoT discards publishes beyond the per-connection limit)"
+    }
+
+
+# --- cross-field problems: each named by its own field, with its own message ---------------------------------------
+@pytest.mark.parametrize(("missing", "named"), [("accessKeyId", "accessKeyId"), ("secretAccessKey", "secretAccessKey")])
+def test_an_access_key_without_its_secret_names_the_missing_one(
+    document: dict[str, Any], missing: str, named: str
+) -> None:
+    del document["configuration"][missing]
+    assert issues_of(document) == {f"configuration.{named}": "accessKeyId and secretAccessKey go together"}
+
+
+def test_a_key_of_another_certificate_is_named_with_the_reason(document: dict[str, Any], other_cert: CertPair) -> None:
+    document["configuration"]["privateKey"] = other_cert.key_pem
+    assert issues_of(document) == {"configuration.privateKey": "private key does not belong to the certificate"}
+
+
+def test_a_publish_loop_is_named_with_the_reason(document: dict[str, Any]) -> None:
+    document["configuration"]["downlinkTopicPattern"] = "tpx/things/{DevEUI}/uplink"
+    assert issues_of(document) == {
+        "configuration.downlinkTopicPattern": "uplink topics would match the downlink filter (a publish loop)"
+    }
+
+
+def test_an_uplink_pattern_of_256_bytes_with_its_dev_eui_is_accepted(document: dict[str, Any]) -> None:
+    document["configuration"]["uplinkTopicPattern"] = "u" * 239 + "/{DevEUI}"  # 239 + "/" + 16 = 256 bytes
+    assert parse_connection(document).configuration.uplink_pattern.names == ("DevEUI",)
+
+
+@pytest.mark.parametrize("empty", [None, ""])
+@pytest.mark.parametrize("field", ["certificate", "privateKey", "certificateId"])
+def test_an_absent_or_empty_certificate_field_is_required_for_ssl(
+    document: dict[str, Any], field: str, empty: str | None
+) -> None:
+    document["configuration"][field] = empty
+    assert issues_of(document)[f"configuration.{field}"] == "required when protocol is SSL (or set createCertificate)"
+
+
+def test_certificate_fields_written_in_snake_case_count_as_present(document: dict[str, Any]) -> None:
+    config = document["configuration"]
+    for camel, snake in (
+        ("certificate", "certificate"),
+        ("privateKey", "private_key"),
+        ("certificateId", "certificate_id"),
+    ):
+        config[snake] = config.pop(camel)
+    assert parse_connection(document).configuration.certificate_id == config["certificate_id"]
+
+
+def test_create_certificate_in_snake_case_needs_no_certificate_fields(document: dict[str, Any]) -> None:
+    config = document["configuration"]
+    for field in ("certificate", "privateKey", "certificateId"):
+        del config[field]
+    config["create_certificate"] = True
+    assert parse_connection(document).configuration.create_certificate is True
+
+
+def test_a_connection_without_thingpark_warns_of_no_as_key(document: dict[str, Any]) -> None:
+    document["configuration"]["lns"] = [CHIRPSTACK]
+    config = parse_connection(document).configuration
+    assert config.lns_of_kind("thingpark") is None
+    assert config.warnings() == []
+
+
+def test_the_ats_warning_says_what_to_use_instead(document: dict[str, Any]) -> None:
+    document["configuration"].update(accountPrefix="a2plmnutiyt", lns=[CHIRPSTACK])
+    assert parse_connection(document).configuration.warnings() == [
+        "configuration.accountPrefix does not end in '-ats': legacy endpoints use deprecated Verisign CAs; "
+        "use the ATS endpoint (iot:Data-ATS)"
+    ]

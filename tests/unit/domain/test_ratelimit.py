@@ -50,9 +50,22 @@ def test_a_request_larger_than_the_burst_waits_for_a_full_bucket() -> None:
     assert bucket.wait(0.1, 50) == 0.0
 
 
-@pytest.mark.parametrize(("rate", "burst"), [(0, 1), (-1, 1), (1, 0.5)])
+def test_try_acquire_takes_the_tokens_it_was_asked_for() -> None:
+    bucket = TokenBucket(rate_per_sec=10, burst=5)
+    assert bucket.try_acquire(0.0, 4) == 0.0
+    assert bucket.available(0.0) == pytest.approx(1)
+    assert bucket.try_acquire(0.0, 3) == pytest.approx(0.2)  # 2 missing at 10/s
+    assert bucket.available(0.0) == pytest.approx(1)  # a refusal takes nothing
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(1e-9, 1), (1, 1)])
+def test_the_smallest_bucket_settings_are_accepted(rate: float, burst: float) -> None:
+    assert TokenBucket(rate, burst).available(0.0) == burst
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(0, 1), (-1, 1), (1, 0.5), (1, 0.999)])
 def test_invalid_bucket_settings_are_refused(rate: float, burst: float) -> None:
-    with pytest.raises(ValueError, match="rate_per_sec"):
+    with pytest.raises(ValueError, match=r"^rate_per_sec must be > 0 and burst >= 1$"):
         TokenBucket(rate, burst)
 
 
@@ -65,9 +78,16 @@ def test_sliding_window_reports_the_wait_until_the_oldest_event_ages_out() -> No
     assert window.wait(11.0) == 0.0
 
 
-@pytest.mark.parametrize(("limit", "window_secs"), [(0, 1.0), (1, 0.0)])
+def test_the_smallest_window_holds_one_event() -> None:
+    window = SlidingWindow(limit=1, window_secs=1e-3)
+    window.take(0.0)
+    assert window.wait(0.0) == pytest.approx(1e-3)
+    assert window.wait(1e-3) == 0.0
+
+
+@pytest.mark.parametrize(("limit", "window_secs"), [(0, 1.0), (1, 0.0), (1, -1.0)])
 def test_invalid_window_settings_are_refused(limit: int, window_secs: float) -> None:
-    with pytest.raises(ValueError, match="limit"):
+    with pytest.raises(ValueError, match=r"^limit must be >= 1 and window_secs > 0$"):
         SlidingWindow(limit, window_secs)
 
 
@@ -93,6 +113,13 @@ def test_continuous_demand_is_paced_at_the_limit() -> None:
     grants = grants_in(WindowedRate(limit=100, burst=5).try_take, 0.0, 10.0)
     assert len(grants) == pytest.approx(1000, abs=6)
     assert most_in_any_window(grants) <= 100
+
+
+def test_without_a_pace_the_bucket_refills_at_the_limit_per_window() -> None:
+    rate = WindowedRate(limit=100, window_secs=2.0)
+    assert rate.rate_per_sec == 50.0
+    rate.take(0.0)
+    assert rate.wait(0.0) == pytest.approx(0.02)
 
 
 def test_the_wait_is_the_window_wait_when_the_window_is_full() -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from bridge_domain.deveui import normalise_dev_eui
@@ -13,6 +15,7 @@ from bridge_domain.topics import (
     UPLINK_TOPIC_FIELDS,
     TopicPattern,
     check_topic,
+    check_topic_value,
     shared_subscription,
 )
 
@@ -47,6 +50,29 @@ def test_render_refuses_topics_longer_than_256_bytes() -> None:
         pattern.render({"DevEUI": DEV_EUI, "DevAddr": "é" * 130})
 
 
+def test_render_accepts_a_topic_of_exactly_256_bytes_and_refuses_257() -> None:
+    pattern = TopicPattern.parse("t/{DevEUI}/{DevAddr}")  # 19 bytes around DevAddr: "t/", the DevEUI, "/"
+    assert len(pattern.render({"DevEUI": DEV_EUI, "DevAddr": "é" * 118 + "a"}).encode()) == 256
+    with pytest.raises(TopicValueError, match=r"^rendered topic is longer than 256 bytes$"):
+        pattern.render({"DevEUI": DEV_EUI, "DevAddr": "é" * 119})
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("", "value for {DevEUI} is empty"),
+        ("a/b", "value for {DevEUI} contains '/', which would change the topic structure"),
+        ("a+", "value for {DevEUI} contains '+', which would change the topic structure"),
+        ("#", "value for {DevEUI} contains '#', which would change the topic structure"),
+        ("a\x00b", "value for {DevEUI} contains NUL, which would change the topic structure"),
+    ],
+)
+def test_a_refused_value_is_named_with_its_placeholder_and_character(value: str, message: str) -> None:
+    with pytest.raises(TopicValueError) as caught:
+        UPLINK.render({"DevEUI": value})
+    assert str(caught.value) == message
+
+
 @pytest.mark.parametrize(
     ("pattern", "reason"),
     [
@@ -65,6 +91,58 @@ def test_render_refuses_topics_longer_than_256_bytes() -> None:
 def test_parse_refuses_patterns_breaking_aws_rules(pattern: str, reason: str) -> None:
     with pytest.raises(TopicError, match=reason):
         TopicPattern.parse(pattern)
+
+
+# --- AWS IoT's topic rules at their exact edges ----------------------------------------------------------------------
+EIGHT_LEVELS = "/".join("abcdefgh")  # 7 slashes
+BASIC_INGEST = "$aws/rules/lorawan_uplink/"
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "a" * 256,
+        "é" * 128,  # 256 UTF-8 bytes
+        EIGHT_LEVELS,
+        BASIC_INGEST + EIGHT_LEVELS,  # the prefix's 3 slashes do not count
+        BASIC_INGEST + "a" * (256 - len(BASIC_INGEST)),
+        "$share/bridge/t",
+    ],
+)
+def test_a_topic_at_each_limit_is_accepted(topic: str) -> None:
+    check_topic(topic)
+
+
+@pytest.mark.parametrize(
+    ("topic", "message"),
+    [
+        ("", "topic is empty"),
+        ("a" * 257, "topic is longer than 256 bytes"),
+        ("é" * 128 + "a", "topic is longer than 256 bytes"),
+        (BASIC_INGEST + "a" * (257 - len(BASIC_INGEST)), "topic is longer than 256 bytes"),
+        (EIGHT_LEVELS + "/i", "topic has more than 7 slashes"),
+        (BASIC_INGEST + EIGHT_LEVELS + "/i", "topic has more than 7 slashes"),
+        ("a/\x00", "topic contains NUL"),
+        ("$aws/things/t", "topics starting with '$' are reserved by AWS IoT (only '$aws/rules/...' may be used)"),
+        ("$aws/rule/t", "topics starting with '$' are reserved by AWS IoT (only '$aws/rules/...' may be used)"),
+        ("a/+/b", "a published topic cannot contain '+' or '#'"),
+        ("a/#", "a published topic cannot contain '+' or '#'"),
+    ],
+)
+def test_a_topic_past_each_limit_is_refused_naming_the_rule(topic: str, message: str) -> None:
+    with pytest.raises(TopicError, match=rf"^{re.escape(message)}$"):
+        check_topic(topic)
+
+
+@pytest.mark.parametrize("topic_filter", ["a/+/b", "a/#", "$share/bridge/a/+/b"])
+def test_wildcards_are_accepted_in_a_filter_only(topic_filter: str) -> None:
+    check_topic(topic_filter, is_filter=True)
+    with pytest.raises(TopicError, match="cannot contain"):
+        check_topic(topic_filter)
+
+
+def test_a_value_check_accepts_one_whole_level() -> None:
+    check_topic_value("DevEUI", DEV_EUI)
 
 
 def test_basic_ingest_prefix_is_allowed_and_not_counted() -> None:
@@ -97,14 +175,25 @@ def test_feedback_topic_is_a_child_of_the_downlink_pattern() -> None:
     assert DOWNLINK.child("sent").render({"DevEUI": DEV_EUI}) == "tpx/things/70B3D57ED0000001/downlink/sent"
 
 
+def test_a_child_keeps_the_placeholders_its_parent_was_allowed() -> None:
+    parent = TopicPattern.parse("d/{Tenant}/{DevEUI}", allowed=frozenset({"DevEUI", "Tenant"}))
+    assert parent.child("sent").render({"DevEUI": DEV_EUI, "Tenant": "t1"}) == f"d/t1/{DEV_EUI}/sent"
+
+
 def test_shared_subscription_form() -> None:
     assert shared_subscription("bridge", "tpx/things/+/downlink") == "$share/bridge/tpx/things/+/downlink"
     check_topic(shared_subscription("bridge", "tpx/things/+/downlink"), is_filter=True)
 
 
-@pytest.mark.parametrize("group", ["", "a/b", "a+", "x" * 129])
+def test_shared_subscription_accepts_a_group_of_128_characters() -> None:
+    assert shared_subscription("x" * 128, "t/+") == f"$share/{'x' * 128}/t/+"
+
+
+@pytest.mark.parametrize("group", ["", "a/b", "a+", "#", "x" * 129])
 def test_shared_subscription_refuses_bad_group(group: str) -> None:
-    with pytest.raises(TopicError):
+    with pytest.raises(
+        TopicError, match=r"^shared subscription group must be 1-128 characters without '/', '\+' or '#'$"
+    ):
         shared_subscription(group, "t/+")
 
 
@@ -131,7 +220,16 @@ patterns = st.sampled_from(
 )
 
 
+def _values(dev_eui: str) -> dict[str, object]:
+    return {**dict.fromkeys(UPLINK_TOPIC_FIELDS, "1"), "DevEUI": dev_eui}
+
+
+# The edges: 238 characters in "tpx/things/{DevEUI}/uplink" (18 bytes of literals) render exactly 256 bytes, 239 one
+# more; 233 bytes after the Basic Ingest prefix (23 bytes) are exactly 256 too.
 @given(pattern_text=patterns, values=st.fixed_dictionaries(dict.fromkeys(UPLINK_TOPIC_FIELDS, field_values)))
+@example(pattern_text="tpx/things/{DevEUI}/uplink", values=_values("a" * 238))
+@example(pattern_text="tpx/things/{DevEUI}/uplink", values=_values("a" * 239))
+@example(pattern_text="$aws/rules/uplink_rule/{DevEUI}", values=_values("é" * 116 + "a"))
 def test_no_value_ever_yields_a_wildcard_or_an_extra_level(pattern_text: str, values: dict[str, object]) -> None:
     pattern = TopicPattern.parse(pattern_text)
     try:

@@ -16,11 +16,27 @@ from bridge_container.states import ConnectionState
 from bridge_container.uplink import pool as pool_module
 from bridge_container.uplink.limits import RateLimits
 from bridge_container.uplink.pool import MqttPool, PoolSettings
-from bridge_domain.budget import plan_budget
+from bridge_domain.budget import LIMIT_WINDOW_SECS, plan_budget
 from tests.metrics import sample_value
 from tests.unit.bridge.fakes import FakeFactory
 
 CONNECTION = "default"
+
+
+class FakeClock:
+    """The pool's monotonic clock, moved by the test: the limiter grants only what the set time allows."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def sent(start: int, stop: int, prefix: str = "t") -> list[tuple[str, bytes]]:
+    """The uplinks ``<prefix>/<start>`` .. ``<prefix>/<stop - 1>`` as the tests submit them (``up/`` carry ``u``)."""
+    payload = b"u" if prefix == "up" else b"x"
+    return [(f"{prefix}/{index}", payload) for index in range(start, stop)]
 
 
 async def settle(condition: Callable[[], bool], timeout_secs: float = 2.0) -> None:
@@ -62,22 +78,26 @@ async def test_uplinks_go_only_to_opened_clients_and_are_shared_among_them(facto
         for index in range(30):
             assert pool.submit(f"t/{index}", b"x")
         await settle(lambda: pool.depth == 0 and pool.in_flight == 0)
-        counts = [len(client.published) for client in factory.clients]
-    assert counts[1] == 0
-    assert counts[0] + counts[2] == 30
-    assert abs(counts[0] - counts[2]) <= 1
+    # Round-robin over the OPENED slots 0 and 2, in order; the unreachable client is asked for nothing.
+    assert factory.clients[0].published == [(f"t/{index}", b"x") for index in range(0, 30, 2)]
+    assert factory.clients[1].published == []
+    assert factory.clients[2].published == [(f"t/{index}", b"x") for index in range(1, 30, 2)]
 
 
 async def test_buffered_uplinks_wait_for_a_client_to_open(factory: FakeFactory) -> None:
     factory.start_states = dict.fromkeys(range(3), ConnectionState.OPENING)
-    pool, _ = make_pool(factory)
+    pool, registry = make_pool(factory)
     async with pool:
         pool.submit("t/1", b"x")
-        await asyncio.sleep(0.02)
         assert pool.depth == 1
         factory.clients[2].move_to(ConnectionState.OPENED)
-        await settle(lambda: pool.depth == 0)
-    assert factory.clients[2].published == [("t/1", b"x")]
+        await settle(lambda: pool.depth == 0 and pool.in_flight == 0)
+    # Handed to a client that was not OPENED, it would have failed and been counted dropped instead.
+    assert [client.published for client in factory.clients] == [[], [], [("t/1", b"x")]]
+    assert sample_value(registry, "bridge_uplinks_published_total", {"connection": CONNECTION}) == 1
+    assert not sample_value(
+        registry, "bridge_uplinks_dropped_total", {"connection": CONNECTION, "reason": "publish_failed"}
+    )
 
 
 async def test_every_accepted_uplink_is_published_or_counted_dropped(factory: FakeFactory) -> None:
@@ -105,14 +125,21 @@ async def test_unconfirmed_publishes_are_bounded_and_the_rest_wait_in_the_buffer
         factory.clients[0].hold_completions = True
         for index in range(10):
             assert pool.submit(f"t/{index}", b"x")
-        await asyncio.sleep(0.05)
-        assert (len(factory.clients[0].published), pool.depth) == (3, 7)
+        # A control publish is not bounded by the unconfirmed ones: once the dispatcher has written it, it has also
+        # looked at the buffer, and found no room for an uplink.
+        control = asyncio.create_task(pool.publish_control("fb/sent", b"{}"))
+        await settle(lambda: ("fb/sent", b"{}") in factory.clients[0].published)
+        assert (factory.clients[0].published, pool.depth) == ([*sent(0, 3), ("fb/sent", b"{}")], 7)
+        factory.clients[0].release()  # 3 uplinks confirmed: room for the next 3
+        await settle(lambda: len(factory.clients[0].published) == 7)
+        assert pool.depth == 4
         while pool.depth:
             factory.clients[0].release()
             await asyncio.sleep(0.01)
         factory.clients[0].release()
         await settle(lambda: pool.in_flight == 0)
-    assert [topic for topic, _ in factory.clients[0].published] == [f"t/{index}" for index in range(10)]
+        await control
+    assert [item for item in factory.clients[0].published if item[0] != "fb/sent"] == sent(0, 10)
 
 
 async def test_stop_counts_uplinks_still_buffered_as_dropped(factory: FakeFactory) -> None:
@@ -172,8 +199,11 @@ async def test_a_subscription_is_held_on_one_client_and_moves_when_it_drops(fact
         holder.move_to(ConnectionState.CLOSED)
         await settle(lambda: sum(len(client.subscriptions) for client in factory.clients) == 2)
         holder.move_to(ConnectionState.OPENED)
-        await asyncio.sleep(0.02)
-        assert sum(len(client.subscriptions) for client in factory.clients) == 2  # no duplicate on return
+        # Subscribing is serialised: once a filter added after the return is held, the return has been handled.
+        pool.add_subscription("$share/g/control/+", _ignore)
+        await settle(lambda: any("$share/g/control/+" in client.subscriptions for client in factory.clients))
+        held = [topic for client in factory.clients for topic in client.subscriptions]
+        assert held.count("$share/g/tpx/things/+/downlink") == 2  # no duplicate on return
         factory.clients[0].deliver("tpx/things/0000000000000001/downlink", b"{}")
         factory.clients[0].deliver("other/topic", b"{}")
         await settle(lambda: len(received) == 1)
@@ -229,15 +259,21 @@ async def test_a_failed_control_publish_raises_with_the_failure(factory: FakeFac
 
 async def test_deliveries_take_from_the_receiving_clients_publish_limit(factory: FakeFactory) -> None:
     limits = RateLimits(aggregate_per_sec=1000.0, per_client_per_sec=10.0, per_client_bytes_per_sec=None)
-    pool, _ = make_pool(factory, size=1, limits=limits)
+    clock = FakeClock()
+    pool = MqttPool(CONNECTION, PoolSettings(1, 100, limits), factory, UplinkMetrics(new_registry()), clock=clock)
     pool.add_subscription("$share/g/down/+", _ignore)
     async with pool:
         for index in range(7):
             factory.clients[0].deliver(f"down/{index}", b"d")
         for index in range(10):
             assert pool.submit(f"up/{index}", b"u")
-        await asyncio.sleep(0.3)
-    assert len(factory.clients[0].published) == 3  # 7 deliveries and 3 publishes fill the client's 10
+        assert factory.clients[0].published == sent(0, 2, "up")  # the burst of 2, at once
+        # Half a second on, the pace would allow 2 more: the window, holding 7 deliveries and 2 publishes, takes 1.
+        clock.now = 0.5
+        await settle(lambda: len(factory.clients[0].published) >= 3)
+        assert factory.clients[0].published == sent(0, 3, "up")  # the clock stands still: no grant can follow
+        clock.now = LIMIT_WINDOW_SECS  # the deliveries and the first publishes leave the window
+        await settle(lambda: len(factory.clients[0].published) == 5)
 
 
 async def test_a_shared_subscription_is_spread_over_the_budgets_subscribers(factory: FakeFactory) -> None:
@@ -267,8 +303,10 @@ async def test_a_plain_filter_is_held_on_one_client_only(factory: FakeFactory) -
     pool.add_subscription("down/+", _ignore)
     async with pool:
         await settle(lambda: any(client.subscriptions for client in factory.clients))
-        await asyncio.sleep(0.05)
-    assert sum(bool(client.subscriptions) for client in factory.clients) == 1
+        # Subscribing is serialised: once a filter added later is held, no further client took "down/+".
+        pool.add_subscription("control/+", _ignore)
+        await settle(lambda: any("control/+" in client.subscriptions for client in factory.clients))
+    assert [client.subscriptions for client in factory.clients] == [[], [], ["down/+", "control/+"]]
 
 
 async def _ignore(_message: InboundMessage) -> None:
