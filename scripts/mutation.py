@@ -47,8 +47,16 @@ TESTS_BY_MODULE: dict[str, tuple[str, ...]] = {
     "bridge_domain/connection.py": ("tests/unit/domain/test_connection.py", "tests/unit/domain/test_quotas.py"),
     "bridge_domain/ratelimit.py": ("tests/unit/domain/test_ratelimit.py",),
     "bridge_domain/budget.py": ("tests/unit/domain/test_budget.py", "tests/unit/uplink/test_limits.py"),
-    "bridge_container/ingress/thingpark.py": (*INGRESS_TESTS, "tests/unit/downlink/test_thingpark_token.py"),
-    "bridge_container/ingress/fields.py": INGRESS_TESTS,
+    "bridge_container/ingress/thingpark.py": (
+        "tests/unit/bridge/test_ingress_thingpark.py",
+        *INGRESS_TESTS,
+        "tests/unit/downlink/test_thingpark_token.py",
+    ),
+    "bridge_container/ingress/fields.py": (
+        "tests/unit/bridge/test_ingress_fields.py",
+        "tests/unit/bridge/test_ingress_thingpark.py",
+        *INGRESS_TESTS,
+    ),
     "bridge_container/uplink/limits.py": ("tests/unit/uplink/test_limits.py", "tests/unit/uplink/test_pool.py"),
     "bridge_container/uplink/pool.py": ("tests/unit/uplink/test_pool.py",),
 }
@@ -169,12 +177,23 @@ def work(module: str, max_children: int) -> None:
     data = mutmut_main.SourceFileMutationData(path=Path(module))
     data.load()
     statuses = {name: mutmut_main.status_by_exit_code[code] for name, code in data.exit_code_by_key.items()}
+    mutated = mutmut_main.read_mutants_module(module)  # parsed once: mutmut's own diff parses it per mutant
     diffs = {
-        name: mutmut_main.get_diff_for_mutant(name, path=module)
+        name: survivor_diff(mutmut_main, mutated, name, module)
         for name, status in statuses.items()
         if status not in DETECTED
     }
     Path(REPORT_NAME).write_text(json.dumps({"statuses": statuses, "survivor_diffs": diffs}, indent=1))
+
+
+def survivor_diff(mutmut_main: Any, mutated: Any, name: str, module: str) -> str:
+    import difflib
+
+    import libcst as cst
+
+    original = cst.Module([mutmut_main.read_original_function(mutated, name)]).code.strip().splitlines()
+    mutant = cst.Module([mutmut_main.read_mutant_function(mutated, name)]).code.strip().splitlines()
+    return "\n".join(difflib.unified_diff(original, mutant, fromfile=module, tofile=module, lineterm=""))
 
 
 def print_reports(reports: list[ModuleReport], fail_under: float) -> None:

@@ -11,7 +11,14 @@ from collections import defaultdict
 
 import pytest
 
-from bridge_container.uplink.limits import AWS_IOT_BYTES_PER_SEC_PER_CONNECTION, RateLimits, UplinkLimiter
+from bridge_container.uplink.limits import (
+    AWS_IOT_BYTES_PER_SEC_PER_CONNECTION,
+    MAX_PUBLISH_BYTES,
+    RateLimits,
+    UplinkLimiter,
+    byte_limit,
+    publish_limit,
+)
 from bridge_domain.budget import JITTER_MARGIN_SECS, LIMIT_WINDOW_SECS
 
 STEP_SECS = 0.0002
@@ -129,3 +136,87 @@ def test_a_reservation_moves_with_the_subscription() -> None:
         counts[slot] += 1
     assert counts[0] >= 3 * 100 / LIMIT_WINDOW_SECS - 3  # no longer capped
     assert counts[1] <= 50 * 3  # capped now
+
+
+# --- the burst and wait of each limit, at the edges where their rules change --------------------------------------
+@pytest.mark.parametrize(
+    ("rate_per_sec", "limit", "window_secs", "burst"),
+    [
+        (0.5, 1, 1.0, 2.0),  # below one a second: the rate itself, one grant per window
+        (1.0, 1, LIMIT_WINDOW_SECS, 2.0),
+        (100.0, 100, LIMIT_WINDOW_SECS, 2.0),
+        (200.0, 200, LIMIT_WINDOW_SECS, 2.0),  # 1 % of a second is 2 grants: the minimum still holds
+        (1000.0, 1000, LIMIT_WINDOW_SECS, 10.0),  # 1 % of a second of grants
+    ],
+)
+def test_a_publish_limit_holds_its_rate_over_the_window_with_a_burst_of_1_percent_or_2(
+    rate_per_sec: float, limit: int, window_secs: float, burst: float
+) -> None:
+    rate = publish_limit(rate_per_sec)
+    assert (rate.limit, rate.window_secs, rate.burst) == (limit, window_secs, burst)
+
+
+@pytest.mark.parametrize(
+    ("rate_per_sec", "wait_after_burst"),
+    [(0.5, 1.0), (1.0, LIMIT_WINDOW_SECS), (100.0, LIMIT_WINDOW_SECS / 100), (1000.0, LIMIT_WINDOW_SECS / 1000)],
+)
+def test_after_its_burst_a_publish_limit_waits_one_step(rate_per_sec: float, wait_after_burst: float) -> None:
+    """One pace step, or the window when it holds fewer grants than the burst (one a second below 1/s)."""
+    rate = publish_limit(rate_per_sec)
+    while rate.try_take(0.0) == 0.0:
+        pass
+    assert rate.wait(0.0) == pytest.approx(wait_after_burst, abs=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("bytes_per_sec", "burst"),
+    [(AWS_IOT_BYTES_PER_SEC_PER_CONNECTION, MAX_PUBLISH_BYTES), (100e6, 1e6), (1000.0, MAX_PUBLISH_BYTES)],
+)
+def test_a_byte_limit_holds_the_largest_publish_or_1_percent_of_a_second(bytes_per_sec: float, burst: float) -> None:
+    bucket = byte_limit(bytes_per_sec)
+    assert (bucket.rate_per_sec, bucket.available(0.0)) == (bytes_per_sec, burst)
+    bucket.take(0.0, burst)
+    assert bucket.wait(0.0, 1) == pytest.approx(1 / bytes_per_sec, abs=1e-8)
+
+
+def test_a_control_grant_leaves_the_aggregate_limit_to_uplinks() -> None:
+    limiter = UplinkLimiter(RateLimits(aggregate_per_sec=1.0, per_client_per_sec=100.0), clients=1)
+    for _ in range(5):
+        limiter.take(0, 0.0, 10, aggregate=False)
+    assert limiter.aggregate_wait(0.0) == 0.0
+    limiter.take(0, 0.0, 10)
+    limiter.take(0, 0.0, 10)  # the burst of 2
+    assert limiter.aggregate_wait(0.0) == pytest.approx(LIMIT_WINDOW_SECS)
+
+
+def test_each_client_waits_for_the_longest_of_its_publish_byte_and_reservation_limits() -> None:
+    limiter = UplinkLimiter(RateLimits(aggregate_per_sec=None, per_client_per_sec=100.0), clients=2)
+    limiter.reserve_inbound({0}, reserved_per_sec=100)  # all of it reserved: still one publish a second
+    for _ in range(2):
+        limiter.take(0, 0.0, 10)
+        limiter.take(1, 0.0, MAX_PUBLISH_BYTES // 2)
+    assert limiter.client_wait(0, 0.0, 10) == pytest.approx(LIMIT_WINDOW_SECS)  # the cap's window
+    assert limiter.client_wait(1, 0.0, 10) == pytest.approx(LIMIT_WINDOW_SECS / 100)  # the publish pace
+    assert limiter.client_wait(1, 0.0, MAX_PUBLISH_BYTES) == pytest.approx(
+        (MAX_PUBLISH_BYTES - MAX_PUBLISH_BYTES % 2) / AWS_IOT_BYTES_PER_SEC_PER_CONNECTION, rel=1e-3
+    )  # the bytes
+
+
+def test_a_reservation_keeps_its_count_while_its_client_keeps_it_and_ends_at_zero() -> None:
+    limiter = UplinkLimiter(RateLimits(aggregate_per_sec=None, per_client_per_sec=100.0), clients=2)
+    limiter.reserve_inbound({0}, reserved_per_sec=99)
+    limiter.take(0, 0.0, 10)  # the cap of 1 a second is used
+    limiter.reserve_inbound({0, 1}, reserved_per_sec=99)
+    assert limiter.client_wait(0, 0.0, 10) == pytest.approx(LIMIT_WINDOW_SECS)
+    assert limiter.client_wait(1, 0.0, 10) == 0.0
+    limiter.reserve_inbound({0, 1}, reserved_per_sec=0)
+    assert limiter.client_wait(0, 0.0, 10) == 0.0  # no reservation, no cap: the publish limit has room
+
+
+def test_without_a_per_client_limit_nothing_is_reserved() -> None:
+    limiter = UplinkLimiter(RateLimits(aggregate_per_sec=100.0, per_client_per_sec=None), clients=1)
+    limiter.reserve_inbound({0}, reserved_per_sec=50)
+    limiter.record_inbound(0, 0.0)
+    for _ in range(50):
+        limiter.take(0, 0.0, 10, aggregate=False)
+    assert limiter.client_wait(0, 0.0, 10) == 0.0
