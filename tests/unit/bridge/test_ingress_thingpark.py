@@ -145,6 +145,7 @@ def test_an_invalid_report_field_is_named_by_its_path(field: str, value: object)
     [
         (b"a=1&b=2&b=3", b"b", "2"),  # the first one
         (b"b=2&a=1", b"b", "2"),
+        (b"&b=2", b"b", "2"),  # after a separator at the very start
         (b"ab=1&b=2", b"b", "2"),  # a whole name, not its end
         (b"a=1&b=", b"b", ""),
         (b"a=1&ab=2", b"b", None),
@@ -193,7 +194,7 @@ def test_the_expected_token_signs_the_values_in_thingparks_order_an_absent_one_a
 
 def test_a_token_verifies_with_its_time_and_is_valid_until_the_drift_ends() -> None:
     query = query_at(NOW)
-    signed = verify(query, token_of(MESSAGE, query).upper() + "&extra=1")
+    signed = verify(query, token_of(MESSAGE, query).upper() + "&extra=1&more=2")
     assert signed == thingpark.SignedRequest(token_of(MESSAGE, query), NOW.timestamp(), NOW.timestamp() + DRIFT_SECS)
 
 
@@ -260,3 +261,16 @@ def test_a_token_of_another_message_or_key_is_refused() -> None:
     assert refused(query, token_of({**MESSAGE, "FCntUp": 8}, query)).reason == "token_mismatch"
     other_key = hashlib.sha256(f"{''.join(str(v) for v in MESSAGE.values())}{query}{'f' * 32}".encode()).hexdigest()
     assert refused(query, other_key).reason == "token_mismatch"
+
+
+def test_only_the_query_before_the_first_token_is_signed() -> None:
+    query = query_at(NOW)
+    token = token_of(MESSAGE, query)
+    assert verify(query, f"{token}&Token={'0' * 64}").token == token
+
+
+def test_a_token_at_the_very_start_signs_an_empty_query() -> None:
+    token = token_of(MESSAGE, "")
+    with pytest.raises(UnauthorizedError) as caught:
+        thingpark.verify_token("DevEUI_uplink", MESSAGE, f"&Token={token}".encode(), AS_KEY, DRIFT_SECS, NOW)
+    assert caught.value.reason == "time_missing"  # the Token matched; there is no Time to check

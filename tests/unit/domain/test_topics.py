@@ -186,7 +186,7 @@ def test_shared_subscription_form() -> None:
 
 
 def test_shared_subscription_accepts_a_group_of_128_characters() -> None:
-    assert shared_subscription("x" * 128, "t/+") == f"$share/{'x' * 128}/t/+"
+    assert shared_subscription("X" * 128, "t/+") == f"$share/{'X' * 128}/t/+"
 
 
 @pytest.mark.parametrize("group", ["", "a/b", "a+", "#", "x" * 129])

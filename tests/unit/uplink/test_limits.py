@@ -220,3 +220,11 @@ def test_without_a_per_client_limit_nothing_is_reserved() -> None:
     for _ in range(50):
         limiter.take(0, 0.0, 10, aggregate=False)
     assert limiter.client_wait(0, 0.0, 10) == 0.0
+
+
+def test_a_reservation_of_one_delivery_a_second_caps_the_client_at_the_rest() -> None:
+    limiter = UplinkLimiter(RateLimits(aggregate_per_sec=None, per_client_per_sec=100.0), clients=1)
+    limiter.reserve_inbound({0}, reserved_per_sec=1)
+    limiter.take(0, 0.0, 10)
+    limiter.take(0, 0.0, 10)  # both bursts of 2 used: the slower pace decides
+    assert limiter.client_wait(0, 0.0, 10) == pytest.approx(LIMIT_WINDOW_SECS / 99, abs=1e-8)

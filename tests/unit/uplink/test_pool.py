@@ -253,7 +253,9 @@ async def test_a_failed_control_publish_raises_with_the_failure(factory: FakeFac
     pool, _ = make_pool(factory, size=1)
     async with pool:
         factory.clients[0].fail_publishes = True
-        with pytest.raises(PublishError, match="fb/sent"):
+        with pytest.raises(
+            PublishError, match=r"^connection default: publish on 'fb/sent' failed: AWS_IO_SOCKET_CLOSED$"
+        ):
             await pool.publish_control("fb/sent", b"{}")
 
 
@@ -338,3 +340,84 @@ async def test_control_publish_fails_when_no_client_opens(
 )
 def test_topic_matches(topic_filter: str, topic: str, expected: bool) -> None:
     assert topic_matches(topic_filter, topic) is expected
+
+
+# --- settings, hand-over, all-or-none and the refusals' words -----------------------------------------------------
+@pytest.mark.parametrize(("size", "buffer_size", "max_in_flight"), [(0, 1, 1), (1, 0, 1), (1, 1, 0)])
+def test_a_pool_needs_a_client_a_buffer_slot_and_one_publish_in_flight(
+    size: int, buffer_size: int, max_in_flight: int
+) -> None:
+    with pytest.raises(ValueError, match=r"^pool size, buffer size and max in flight must be >= 1$"):
+        PoolSettings(size, buffer_size, RateLimits.lifted(), max_in_flight=max_in_flight)
+    assert PoolSettings(1, 1, RateLimits.lifted(), max_in_flight=1).max_in_flight == 1
+
+
+async def test_adopted_uplinks_go_first_and_those_that_do_not_fit_are_counted_replaced(factory: FakeFactory) -> None:
+    factory.start_states = dict.fromkeys(range(3), ConnectionState.OPENING)
+    pool, registry = make_pool(factory, buffer_size=3)
+    assert pool.submit("t/own", b"x")
+    assert pool.adopt([("t/1", b"1", 0.0), ("t/2", b"2", 0.0), ("t/3", b"3", 0.0)]) == 1
+    async with pool:
+        factory.clients[0].move_to(ConnectionState.OPENED)
+        await settle(lambda: pool.depth == 0)
+    assert [topic for topic, _ in factory.clients[0].published] == ["t/1", "t/2", "t/own"]
+    assert sample_value(registry, "bridge_uplinks_dropped_total", {"connection": CONNECTION, "reason": "replaced"}) == 1
+
+
+async def test_a_batch_is_buffered_whole_or_not_at_all(factory: FakeFactory) -> None:
+    factory.start_states = dict.fromkeys(range(3), ConnectionState.OPENING)
+    pool, _ = make_pool(factory, buffer_size=3)
+    async with pool:
+        assert pool.submit("t/0", b"x")
+        assert not pool.submit_many(sent(1, 4), 3)
+        assert pool.depth == 1
+        assert pool.submit_many(sent(1, 3), 2)
+        assert pool.depth == 3
+        factory.clients[1].move_to(ConnectionState.OPENED)
+        await settle(lambda: pool.depth == 0)
+        await pool.stop()
+        with pytest.raises(PoolClosedError, match=r"^connection default is stopped$"):
+            pool.submit_many(sent(0, 1), 1)
+    assert factory.clients[1].published == sent(0, 3)
+
+
+async def test_publishes_never_confirmed_by_stop_are_counted_dropped(factory: FakeFactory) -> None:
+    pool, registry = make_pool(factory, size=1)
+    async with pool:
+        factory.clients[0].hold_completions = True
+        for index in range(3):
+            assert pool.submit(f"t/{index}", b"x")
+        assert pool.in_flight == 3
+    assert sample_value(registry, "bridge_uplinks_dropped_total", {"connection": CONNECTION, "reason": "shutdown"}) == 3
+    assert pool.in_flight == 0
+
+
+async def test_a_control_publish_says_why_it_could_not_go(
+    factory: FakeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pool_module, "CONTROL_OPEN_TIMEOUT_SECS", 0.05)
+    limits = RateLimits(aggregate_per_sec=None, per_client_per_sec=1.0, per_client_bytes_per_sec=None)
+    pool, _ = make_pool(factory, size=1, limits=limits)
+    async with pool:
+        await pool.publish_control("fb/1", b"{}")  # the client's one publish in this window
+        with pytest.raises(PublishError, match=r"^connection default: no client had room within its limits for 0 s$"):
+            await pool.publish_control("fb/2", b"{}")
+        factory.clients[0].move_to(ConnectionState.CLOSED)
+        with pytest.raises(PublishError, match=r"^connection default: no MQTT client is OPENED for 0 s$"):
+            await pool.publish_control("fb/3", b"{}")
+    with pytest.raises(PublishError, match=r"^connection default is stopped$"):
+        await pool.publish_control("fb/5", b"{}")
+
+
+async def test_a_control_publish_given_up_by_its_caller_is_not_sent(factory: FakeFactory) -> None:
+    factory.start_states = dict.fromkeys(range(3), ConnectionState.CLOSED)
+    pool, _ = make_pool(factory)
+    async with pool:
+        abandoned = asyncio.create_task(pool.publish_control("fb/abandoned", b"{}"))
+        await asyncio.sleep(0)
+        abandoned.cancel()
+        kept = asyncio.create_task(pool.publish_control("fb/kept", b"{}"))
+        await asyncio.sleep(0)
+        factory.clients[0].move_to(ConnectionState.OPENED)
+        await asyncio.wait_for(kept, 2.0)
+    assert factory.clients[0].published == [("fb/kept", b"{}")]
