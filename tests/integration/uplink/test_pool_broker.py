@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bridge_container.metrics import UplinkMetrics, new_registry
-from bridge_container.mqtt.crt import CrtClientFactory
+from bridge_container.mqtt.crt import CrtClientFactory, CrtMqttClient
 from bridge_container.mqtt.port import ReconnectSettings
 from bridge_container.states import ConnectionState
 from bridge_container.uplink.pool import MqttPool, PoolSettings
@@ -89,14 +89,22 @@ async def test_uplinks_at_the_per_client_limit_all_reach_a_subscriber(
 
 
 async def test_wrong_client_certificate_is_authentication_failed_logged_once(
-    broker: LocalBroker, rogue_pki: DevPki, caplog: pytest.LogCaptureFixture
+    broker: LocalBroker, rogue_pki: DevPki, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = connection_for(broker, rogue_pki.client("intruder"), poolSize=1).configuration
     caplog.set_level(logging.WARNING, logger="bridge_container.mqtt.crt")
+    failed_attempts: list[object] = []  # appended on CRT's threads
+    report_failure = CrtMqttClient._on_connection_failure
+
+    def counting(client: CrtMqttClient, data: Any) -> None:
+        failed_attempts.append(data)
+        report_failure(client, data)
+
+    monkeypatch.setattr(CrtMqttClient, "_on_connection_failure", counting)
     async with make_pool(CrtClientFactory(config, "rogue", reconnect=FAST_RECONNECT), config) as pool:
         await wait_until(lambda: pool.state is ConnectionState.AUTHENTICATION_FAILED)
         assert pool.submit("rogue/0000000000000001/uplink", b"{}")
-        await asyncio.sleep(2.5)  # at least one retry in backoff
+        await wait_until(lambda: len(failed_attempts) >= 3)  # two retries failed the same way after the first
         assert pool.state is ConnectionState.AUTHENTICATION_FAILED
         assert pool.depth == 1  # nothing is handed to a client that is not OPENED
     failures = [record for record in caplog.records if "AUTHENTICATION_FAILED" in record.getMessage()]
