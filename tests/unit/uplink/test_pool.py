@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 import pytest
@@ -14,7 +15,7 @@ from bridge_container.mqtt.port import InboundMessage
 from bridge_container.mqtt.subscriptions import topic_matches
 from bridge_container.states import ConnectionState
 from bridge_container.uplink import pool as pool_module
-from bridge_container.uplink.limits import RateLimits
+from bridge_container.uplink.limits import MAX_PUBLISH_BYTES, RateLimits
 from bridge_container.uplink.pool import MqttPool, PoolSettings
 from bridge_domain.budget import LIMIT_WINDOW_SECS, plan_budget
 from tests.metrics import sample_value
@@ -150,7 +151,7 @@ async def test_stop_counts_uplinks_still_buffered_as_dropped(factory: FakeFactor
             pool.submit(f"t/{index}", b"x")
         assert await pool.drain(0.05) == 5
     assert sample_value(registry, "bridge_uplinks_dropped_total", {"connection": CONNECTION, "reason": "shutdown"}) == 5
-    with pytest.raises(PoolClosedError):
+    with pytest.raises(PoolClosedError, match=r"^connection default is stopped$"):
         pool.submit("t/late", b"x")
 
 
@@ -421,3 +422,105 @@ async def test_a_control_publish_given_up_by_its_caller_is_not_sent(factory: Fak
         factory.clients[0].move_to(ConnectionState.OPENED)
         await asyncio.wait_for(kept, 2.0)
     assert factory.clients[0].published == [("fb/kept", b"{}")]
+
+
+def clocked_pool(factory: FakeFactory, limits: RateLimits, *, size: int = 1) -> tuple[MqttPool, FakeClock]:
+    clock = FakeClock()
+    pool = MqttPool(CONNECTION, PoolSettings(size, 100, limits), factory, UplinkMetrics(new_registry()), clock=clock)
+    return pool, clock
+
+
+async def test_control_publishes_leave_the_uplink_rate_to_uplinks(factory: FakeFactory) -> None:
+    limits = RateLimits(aggregate_per_sec=2.0, per_client_per_sec=100.0, per_client_bytes_per_sec=None)
+    pool, clock = clocked_pool(factory, limits)
+    async with pool:
+        for index in range(6):
+            assert pool.submit(f"up/{index}", b"u")
+        assert factory.clients[0].published == sent(0, 2, "up")  # the uplink rate's burst
+        clock.now = 0.5
+        await asyncio.wait_for(pool.publish_control("fb/sent", b"{}"), 2.0)
+        clock.now = LIMIT_WINDOW_SECS  # a full window later: the uplink rate has both grants again
+        await settle(lambda: len(factory.clients[0].published) >= 5)
+        assert factory.clients[0].published == [*sent(0, 2, "up"), ("fb/sent", b"{}"), *sent(2, 4, "up")]
+
+
+async def test_each_publish_takes_its_topic_and_payload_bytes_from_its_client(factory: FakeFactory) -> None:
+    limits = RateLimits(aggregate_per_sec=None, per_client_per_sec=None, per_client_bytes_per_sec=1000.0)
+    pool, clock = clocked_pool(factory, limits)
+    largest = b"x" * (MAX_PUBLISH_BYTES - len("t/0"))  # with its topic, the byte limit's whole burst
+    async with pool:
+        assert pool.submit("t/0", largest)
+        assert pool.submit("t/1", b"x")  # 4 bytes, buffered: the bucket is empty
+        control = asyncio.create_task(pool.publish_control("fb/sent", b"{}"))  # 9 bytes, served first
+        await asyncio.sleep(0)
+        clock.now = 0.009  # 9 bytes refilled: the feedback's, and none left for the uplink in the same turn
+        await asyncio.wait_for(control, 2.0)
+        assert factory.clients[0].published == [("t/0", largest), ("fb/sent", b"{}")]
+        clock.now = 0.013  # 4 more bytes
+        await settle(lambda: len(factory.clients[0].published) == 3)
+    assert factory.clients[0].published[2] == ("t/1", b"x")
+
+
+async def test_drain_waits_for_uplinks_still_buffered_when_none_is_in_flight(factory: FakeFactory) -> None:
+    limits = RateLimits(aggregate_per_sec=2.0, per_client_per_sec=100.0, per_client_bytes_per_sec=None)
+    pool, _ = make_pool(factory, size=1, limits=limits)
+    async with pool:
+        for index in range(3):
+            assert pool.submit(f"t/{index}", b"x")
+        await settle(lambda: pool.in_flight == 0)
+        assert pool.depth == 1
+        assert await pool.drain(3.0) == 0
+    assert factory.clients[0].published == sent(0, 3)
+
+
+async def test_drain_counts_what_is_buffered_and_what_is_in_flight_at_its_deadline(factory: FakeFactory) -> None:
+    settings = PoolSettings(size=1, buffer_size=100, limits=RateLimits.lifted(), max_in_flight=3)
+    pool = MqttPool(CONNECTION, settings, factory, UplinkMetrics(new_registry()))
+    async with pool:
+        factory.clients[0].hold_completions = True
+        for index in range(5):
+            assert pool.submit(f"t/{index}", b"x")
+        assert await pool.drain(0.05) == 5  # 3 unconfirmed, 2 buffered
+
+
+async def test_a_pool_stopped_before_it_started_hands_back_its_buffer(factory: FakeFactory) -> None:
+    pool, _ = make_pool(factory)
+    assert pool.submit("t/1", b"x")
+    assert [topic for topic, _, _ in await pool.stop(keep_buffer=True)] == ["t/1"]
+    assert factory.clients == []
+
+
+async def test_a_shared_filter_of_a_one_subscriber_budget_is_held_on_one_client(factory: FakeFactory) -> None:
+    budget = plan_budget(pool_size=3, per_connection_per_sec=100, downlink_rate_per_sec=50)
+    assert budget.subscribers == 1
+    settings = PoolSettings(size=3, buffer_size=10, limits=RateLimits.lifted(), budget=budget)
+    pool = MqttPool(CONNECTION, settings, factory, UplinkMetrics(new_registry()))
+    pool.add_subscription("$share/g/down/+", _ignore)
+    async with pool:
+        await settle(lambda: any(client.subscriptions for client in factory.clients))
+        # Subscribing is serialised: once a filter added later is held, no further client took the first.
+        pool.add_subscription("$share/g/control/+", _ignore)
+        await settle(lambda: any("$share/g/control/+" in client.subscriptions for client in factory.clients))
+    assert [client.subscriptions for client in factory.clients] == [[], [], ["$share/g/down/+", "$share/g/control/+"]]
+
+
+async def test_failed_publishes_are_logged_once_per_run_of_failures(
+    factory: FakeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger=pool_module.__name__)
+    pool, _ = make_pool(factory, size=1)
+    async with pool:
+        factory.clients[0].fail_publishes = True
+        for index in range(3):
+            pool.submit(f"t/{index}", b"x")
+        await settle(lambda: pool.in_flight == 0)
+        factory.clients[0].fail_publishes = False
+        pool.submit("t/ok", b"x")
+        await settle(lambda: pool.in_flight == 0)
+        factory.clients[0].fail_publishes = True
+        pool.submit("t/again", b"x")
+        await settle(lambda: pool.in_flight == 0)
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages[0].startswith("connection default: 3 uplink publishes failed (AWS_IO_SOCKET_CLOSED)")
+    assert messages[1].startswith("connection default: 1 uplink publishes failed (AWS_IO_SOCKET_CLOSED)")
+    assert len(messages) == 2
