@@ -524,3 +524,68 @@ async def test_failed_publishes_are_logged_once_per_run_of_failures(
     assert messages[0].startswith("connection default: 3 uplink publishes failed (AWS_IO_SOCKET_CLOSED)")
     assert messages[1].startswith("connection default: 1 uplink publishes failed (AWS_IO_SOCKET_CLOSED)")
     assert len(messages) == 2
+
+
+async def test_starting_twice_builds_the_clients_once(factory: FakeFactory) -> None:
+    pool, _ = make_pool(factory)
+    async with pool:
+        await pool.start()
+        assert len(factory.clients) == 3
+
+
+async def test_every_client_state_is_labelled_with_its_connection_and_client(factory: FakeFactory) -> None:
+    factory.start_states = {0: ConnectionState.OPENING, 1: ConnectionState.UNREACHABLE}
+    pool, registry = make_pool(factory)
+    async with pool:
+        samples = [
+            sample.labels
+            for metric in registry.collect()
+            if metric.name == "bridge_mqtt_client_state"
+            for sample in metric.samples
+            if sample.value == 1
+        ]
+    current = {(labels["connection"], labels["client_id"], labels["bridge_mqtt_client_state"]) for labels in samples}
+    assert current == {
+        (CONNECTION, "test-task-0", "OPENING"),
+        (CONNECTION, "test-task-1", "UNREACHABLE"),
+        (CONNECTION, "test-task-2", "OPENED"),
+    }
+
+
+async def test_an_uplink_waits_for_the_uplink_rate_even_with_a_client_free(factory: FakeFactory) -> None:
+    limits = RateLimits(aggregate_per_sec=10.0, per_client_per_sec=100.0, per_client_bytes_per_sec=None)
+    pool, _ = clocked_pool(factory, limits)
+    async with pool:
+        for index in range(3):
+            assert pool.submit(f"up/{index}", b"u")
+        assert (factory.clients[0].published, pool.depth) == (sent(0, 2, "up"), 1)  # the burst, then a 0.1 s pace
+
+
+async def test_a_full_buffer_adopts_nothing(factory: FakeFactory) -> None:
+    factory.start_states = dict.fromkeys(range(3), ConnectionState.OPENING)
+    pool, registry = make_pool(factory, buffer_size=1)
+    assert pool.submit("t/own", b"x")
+    assert pool.adopt([("t/1", b"1", 0.0), ("t/2", b"2", 0.0)]) == 2
+    assert pool.depth == 1
+    assert sample_value(registry, "bridge_uplinks_dropped_total", {"connection": CONNECTION, "reason": "replaced"}) == 2
+
+
+async def test_round_robin_skips_a_client_without_a_grant_and_resumes_after_the_one_that_published(
+    factory: FakeFactory,
+) -> None:
+    limits = RateLimits(aggregate_per_sec=None, per_client_per_sec=1.0, per_client_bytes_per_sec=None)
+    pool, clock = clocked_pool(factory, limits, size=3)
+    pool.add_subscription("$share/g/down/+", _ignore)
+    async with pool:
+        factory.clients[1].deliver("down/1", b"d")  # client 1's one publish a second goes to this delivery
+        for index in range(3):
+            assert pool.submit(f"up/{index}", b"u")
+        assert [len(client.published) for client in factory.clients] == [1, 0, 1]  # up/0 on 0, up/1 skips 1 to 2
+        clock.now = LIMIT_WINDOW_SECS
+        await settle(lambda: pool.depth == 0)
+    # After client 2, the turn is client 0's again.
+    assert [client.published for client in factory.clients] == [
+        [*sent(0, 1, "up"), *sent(2, 3, "up")],
+        [],
+        sent(1, 2, "up"),
+    ]
