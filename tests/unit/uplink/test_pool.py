@@ -19,7 +19,7 @@ from bridge_container.uplink.limits import MAX_PUBLISH_BYTES, RateLimits
 from bridge_container.uplink.pool import MqttPool, PoolSettings
 from bridge_domain.budget import LIMIT_WINDOW_SECS, plan_budget
 from tests.metrics import sample_value
-from tests.unit.bridge.fakes import FakeFactory
+from tests.unit.bridge.fakes import FakeClient, FakeFactory
 
 CONNECTION = "default"
 
@@ -589,3 +589,108 @@ async def test_round_robin_skips_a_client_without_a_grant_and_resumes_after_the_
         [],
         sent(1, 2, "up"),
     ]
+
+
+# --- stop, the reaper and the dispatcher's turns ------------------------------------------------------------------
+async def test_stop_counts_only_the_publishes_still_unconfirmed_as_dropped(factory: FakeFactory) -> None:
+    pool, registry = make_pool(factory, size=1)
+    async with pool:
+        for index in range(2):
+            assert pool.submit(f"t/{index}", b"x")
+        await settle(lambda: pool.in_flight == 0)
+        factory.clients[0].hold_completions = True
+        assert pool.submit("t/held", b"x")
+    assert sample_value(registry, "bridge_uplinks_dropped_total", {"connection": CONNECTION, "reason": "shutdown"}) == 1
+    assert sample_value(registry, "bridge_uplinks_published_total", {"connection": CONNECTION}) == 2
+
+
+async def test_stop_fails_waiting_control_publishes_and_stops_every_client_even_one_that_raises(
+    factory: FakeFactory,
+) -> None:
+    factory.start_states = dict.fromkeys(range(3), ConnectionState.CLOSED)
+    pool, _ = make_pool(factory)
+    await pool.start()
+
+    async def broken_stop() -> None:
+        raise RuntimeError("stop failed")
+
+    factory.clients[0].stop = broken_stop  # type: ignore[method-assign]
+    waiting = asyncio.create_task(pool.publish_control("fb/sent", b"{}"))
+    await asyncio.sleep(0)
+    await pool.stop()
+    with pytest.raises(PublishError, match=r"^connection default is stopped$"):
+        await waiting
+    assert [client.state for client in factory.clients[1:]] == [ConnectionState.DEACTIVATED] * 2
+
+
+async def test_the_latency_runs_from_acceptance_to_confirmation(factory: FakeFactory) -> None:
+    clock = FakeClock()
+    registry = new_registry()
+    pool = MqttPool(CONNECTION, PoolSettings(1, 10, RateLimits.lifted()), factory, UplinkMetrics(registry), clock=clock)
+    async with pool:
+        factory.clients[0].hold_completions = True
+        clock.now = 5.0
+        assert pool.submit("t/0", b"x")
+        clock.now = 5.25
+        factory.clients[0].release()
+        await settle(lambda: pool.in_flight == 0)
+    latency = sample_value(registry, "bridge_uplink_publish_latency_seconds_sum", {"connection": CONNECTION})
+    assert latency == pytest.approx(0.25)
+
+
+async def test_a_run_of_failures_over_several_reaps_is_logged_once(
+    factory: FakeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger=pool_module.__name__)
+    pool, _ = make_pool(factory, size=1)
+    async with pool:
+        factory.clients[0].fail_publishes = True
+        for index in range(3):
+            pool.submit(f"t/{index}", b"x")
+            await settle(lambda: pool.in_flight == 0)  # each failure reaped on its own
+    assert len(caplog.records) == 1
+
+
+async def test_uplinks_beyond_one_turn_follow_at_once(factory: FakeFactory) -> None:
+    count = 3 * pool_module.MAX_PUBLISHES_PER_TURN
+    factory.start_states = {0: ConnectionState.OPENING}
+    pool, _ = make_pool(factory, size=1, buffer_size=count)
+    async with pool:
+        assert pool.submit_many(sent(0, count), count)
+        factory.clients[0].move_to(ConnectionState.OPENED)
+        await settle(lambda: len(factory.clients[0].published) == count, timeout_secs=0.5)  # no pause between turns
+
+
+async def test_the_dispatcher_keeps_serving_uplinks_after_serving_a_control_publish(factory: FakeFactory) -> None:
+    pool, _ = make_pool(factory, size=1)
+    async with pool:
+        await asyncio.wait_for(pool.publish_control("fb/sent", b"{}"), 2.0)
+        factory.clients[0].move_to(ConnectionState.CLOSED)
+        assert pool.submit("t/0", b"x")  # buffered: for the dispatcher
+        factory.clients[0].move_to(ConnectionState.OPENED)
+        await settle(lambda: pool.depth == 0)
+    assert factory.clients[0].published == [("fb/sent", b"{}"), ("t/0", b"x")]
+
+
+async def test_one_confirmed_publish_makes_room_for_one_more(factory: FakeFactory) -> None:
+    settings = PoolSettings(size=1, buffer_size=10, limits=RateLimits.lifted(), max_in_flight=2)
+    pool = MqttPool(CONNECTION, settings, factory, UplinkMetrics(new_registry()))
+    async with pool:
+        factory.clients[0].hold_completions = True
+        for index in range(3):
+            assert pool.submit(f"t/{index}", b"x")
+        assert (len(factory.clients[0].published), pool.depth) == (2, 1)
+        factory.clients[0].held.pop(0)(None)  # one of the two confirmed
+        await settle(lambda: pool.depth == 0)
+        factory.clients[0].release()
+    assert factory.clients[0].published == sent(0, 3)
+
+
+async def test_a_state_reported_by_a_client_of_another_pool_is_ignored(factory: FakeFactory) -> None:
+    factory.start_states = dict.fromkeys(range(3), ConnectionState.CLOSED)
+    pool, _ = make_pool(factory)
+    async with pool:
+        stray = FakeClient("other-task-0", factory.clients[0].callbacks)
+        stray.move_to(ConnectionState.OPENED)
+        assert pool.opened_clients == 0
+        assert pool.state is ConnectionState.CLOSED
