@@ -125,7 +125,6 @@ class MqttPool:
             on_holders=self._on_holders,
         )
         self._control: deque[_ControlPublish] = deque()
-        self._state_changed = asyncio.Event()
         self._failure_logged = False
         labels = (connection_id,)
         self._published = metrics.published.labels(*labels)
@@ -441,7 +440,7 @@ class MqttPool:
             raise PublishError(f"connection {self.connection_id}: publish on {topic!r} failed: {failure}")
 
     def add_subscription(self, topic_filter: str, handler: MessageHandler) -> None:
-        """Hold ``topic_filter`` on one OPENED client (see :class:`.Subscriptions`)."""
+        """Hold ``topic_filter`` on the budget's subscribing clients (see :class:`.Subscriptions`)."""
         self.subscriptions.add(topic_filter, handler)
 
     # --- states ----------------------------------------------------------------------------------------------
@@ -457,7 +456,6 @@ class MqttPool:
             self._opened.remove(slot)
         self._client_state.labels(self.connection_id, client.client_id).state(state.value)
         self._pool_state.state(self.state.value)
-        self._state_changed.set()
         self.subscriptions.on_client_state(client, state)
         self._kick()
 
