@@ -39,6 +39,8 @@ CHECKS = [
 ]
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 CONNECTIONS_PREFIX = "/connections"
+# What the HTTP server (uvicorn's httptools parser) answers to a request it cannot parse, before any route runs.
+NOT_HTTP = "Invalid HTTP request received."
 
 
 class ThreadedBridge:
@@ -108,8 +110,11 @@ def test_generated_requests_get_documented_answers(
         @given(case=operation.as_strategy(mode, path_parameters=fixed))
         @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def call(case: Any) -> None:
-            response = case.call_and_validate(base_url=served.url, headers=AUTH, checks=CHECKS)
+            response = case.call(base_url=served.url, headers=AUTH)
             statuses.append(response.status_code)
+            if response.status_code == 400 and response.text == NOT_HTTP:
+                return  # a negative case that is not valid HTTP (e.g. a header name with ';'): the API never saw it
+            case.validate_response(response, checks=CHECKS)
 
         call()
     assert len(operations) == 5
