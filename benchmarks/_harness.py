@@ -24,9 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import psutil
 from prometheus_client.parser import text_string_to_metric_families
+from tqdm import tqdm
 
+from bridge_container.mqtt.crt import CrtClientFactory
+from bridge_container.mqtt.port import ClientCallbacks, InboundMessage, MqttClient
+from bridge_container.states import ConnectionState
+from bridge_domain.connection import ConnectionConfiguration
 from devtools.broker import LocalBroker
 from devtools.http_load import KeepAliveConnection
 from devtools.local_lns import LocalLns
@@ -387,3 +393,80 @@ def post(path: str, body: bytes, headers: str = "") -> bytes:
         f"POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n{headers}"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
+
+
+# --- the downlink application (an AWS client publishing downlinks, in a process of its own) --------------------
+DOWNLINK_TOPIC = "tpx/things/{dev_eui}/downlink"
+DOWNLINK_DEVICES = 1_000  # downlinks spread over this many DevEUIs, as a fleet's would be
+PROBE_PAYLOAD = "ffffffff"
+PROBE_INTERVAL_SECS = 0.2
+OPEN_TIMEOUT_SECS = 20.0
+APPLICATION_SETTLE_SECS = 5.0  # after the last downlink: the backlog reaches the LNS, failed feedback arrives
+
+
+async def downlink_application(
+    pipe: Pipe,
+    config: ConnectionConfiguration,
+    task_id: str,
+    connections: int,
+    rate_per_sec: float,
+    duration_secs: float,
+    *,
+    pause_after_go_secs: float = 0.0,
+) -> tuple[dict[int, float], int]:
+    """Probe until ``pipe`` says go, then publish downlinks round robin over ``connections`` on schedule.
+
+    The application is an AWS client too, held to 100 publishes/s per connection: at 100 downlinks/s it needs two
+    connections. Returns the publish time of each sequence number and how many ``failed`` feedbacks it saw.
+    """
+    opened = [asyncio.Event() for _ in range(connections)]
+    failed: list[InboundMessage] = []
+
+    def callbacks(slot: int) -> ClientCallbacks:
+        def on_state(_client: MqttClient, state: ConnectionState) -> None:
+            if state is ConnectionState.OPENED:
+                opened[slot].set()
+
+        return ClientCallbacks(on_state, failed.append)
+
+    factory = CrtClientFactory(config, task_id)
+    clients = [factory(slot, callbacks(slot)) for slot in range(connections)]
+    for client in clients:
+        await client.start()
+    try:
+        async with asyncio.timeout(OPEN_TIMEOUT_SECS):
+            for event in opened:
+                await event.wait()
+        await clients[0].subscribe(DOWNLINK_TOPIC.format(dev_eui="+") + "/failed")
+        probe = orjson.dumps({"payload_hex": PROBE_PAYLOAD})
+        while not pipe.poll():
+            await clients[0].publish(DOWNLINK_TOPIC.format(dev_eui="00000000000000FF"), probe)
+            await asyncio.sleep(PROBE_INTERVAL_SECS)
+        pipe.recv()
+        await asyncio.sleep(pause_after_go_secs)
+        sent_at = await publish_downlinks_at_rate(clients, rate_per_sec, duration_secs)
+        await asyncio.sleep(APPLICATION_SETTLE_SECS)
+    finally:
+        for client in clients:
+            await client.stop()
+    return sent_at, len(failed)
+
+
+async def publish_downlinks_at_rate(
+    clients: list[MqttClient], rate_per_sec: float, duration_secs: float
+) -> dict[int, float]:
+    """Publish ``rate_per_sec`` downlinks a second round robin over ``clients``; the publish time by sequence."""
+    sent_at: dict[int, float] = {}
+    total = round(rate_per_sec * duration_secs)
+    start = time.monotonic()
+    with tqdm(total=total, unit="msg", desc="downlinks", file=sys.stderr, leave=False) as progress:
+        for sequence in range(total):
+            delay = start + sequence / rate_per_sec - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            topic = DOWNLINK_TOPIC.format(dev_eui=f"70B3D57E{sequence % DOWNLINK_DEVICES:08X}")
+            payload = orjson.dumps({"payload_hex": f"{sequence:08x}", "FPort": 2})
+            sent_at[sequence] = time.monotonic()
+            await clients[sequence % len(clients)].publish(topic, payload)
+            progress.update()
+    return sent_at

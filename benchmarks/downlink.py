@@ -18,26 +18,28 @@ import argparse
 import asyncio
 import json
 import logging
-import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from multiprocessing.connection import Connection as Pipe
 from pathlib import Path
 from typing import Any
 
-import orjson
 import uvloop
 from prometheus_client import CollectorRegistry
-from tqdm import tqdm
 
-from benchmarks._harness import aws_figures, child_process, reset_aws_figures, serve_lns
+from benchmarks._harness import (
+    OPEN_TIMEOUT_SECS,
+    PROBE_PAYLOAD,
+    aws_figures,
+    child_process,
+    downlink_application,
+    reset_aws_figures,
+    serve_lns,
+)
 from bridge_container.downlink.service import DownlinkService
 from bridge_container.metrics import UplinkMetrics
 from bridge_container.mqtt.crt import CrtClientFactory
-from bridge_container.mqtt.port import ClientCallbacks, InboundMessage, MqttClient
-from bridge_container.states import ConnectionState
 from bridge_container.uplink.pool import MqttPool, PoolSettings
 from bridge_domain.connection import Connection, ConnectionConfiguration
 from devtools.broker import LocalBroker
@@ -45,12 +47,7 @@ from devtools.pki import DevPki
 
 DEFAULT_OUTPUT = Path("benchmarks/results/downlink.json")
 CONNECTION_ID = "bench"
-OPEN_TIMEOUT_SECS = 20.0
-SETTLE_SECS = 5.0  # after the last publish, time for the backlog to reach the network server
 AS_KEY = "00112233445566778899aabbccddeeff"
-DEVICES = 1_000  # downlinks spread over this many DevEUIs, as a fleet's would be
-PROBE_PAYLOAD = "ffffffff"
-PROBE_INTERVAL_SECS = 0.2
 APPLICATION_CONNECTIONS = 2  # 50 publishes/s each at the default rate, clear of the 100/s per connection
 
 logger = logging.getLogger("benchmarks.downlink")
@@ -110,65 +107,16 @@ class _Setup:
 
 # --- the application's process -------------------------------------------------------------------------------
 def _run_application(pipe: Pipe, setup: _Setup, rate_per_sec: float, duration_secs: float) -> None:
-    pipe.send(uvloop.run(_application(pipe, setup, rate_per_sec, duration_secs)))
-
-
-async def _application(
-    pipe: Pipe, setup: _Setup, rate_per_sec: float, duration_secs: float
-) -> tuple[dict[int, float], int]:
-    """Probe until told to go, publish on schedule; return publish times by sequence and failed-feedback count.
-
-    The application is an AWS client too, held to 100 publishes/s per connection: it publishes round robin over
-    ``APPLICATION_CONNECTIONS`` connections, so that 100 downlinks/s do not reach one connection's limit.
-    """
-    opened = [asyncio.Event() for _ in range(APPLICATION_CONNECTIONS)]
-    failed: list[InboundMessage] = []
-
-    def callbacks(slot: int) -> ClientCallbacks:
-        def on_state(_client: MqttClient, state: ConnectionState) -> None:
-            if state is ConnectionState.OPENED:
-                opened[slot].set()
-
-        return ClientCallbacks(on_state, failed.append)
-
-    factory = CrtClientFactory(setup.configuration("bench-app"), "bench-app")
-    clients = [factory(slot, callbacks(slot)) for slot in range(APPLICATION_CONNECTIONS)]
-    for client in clients:
-        await client.start()
-    try:
-        async with asyncio.timeout(OPEN_TIMEOUT_SECS):
-            for event in opened:
-                await event.wait()
-        await clients[0].subscribe("tpx/things/+/downlink/failed")
-        probe = orjson.dumps({"payload_hex": PROBE_PAYLOAD})
-        while not pipe.poll():
-            await clients[0].publish("tpx/things/00000000000000FF/downlink", probe)
-            await asyncio.sleep(PROBE_INTERVAL_SECS)
-        pipe.recv()
-        await asyncio.sleep(1.0)  # the probes reach the network server; the limiter's window empties
-        sent_at = await _publish_at_rate(clients, rate_per_sec, duration_secs)
-        await asyncio.sleep(SETTLE_SECS)  # failed feedback, if any, arrives
-    finally:
-        for client in clients:
-            await client.stop()
-    return sent_at, len(failed)
-
-
-async def _publish_at_rate(clients: list[MqttClient], rate_per_sec: float, duration_secs: float) -> dict[int, float]:
-    sent_at: dict[int, float] = {}
-    total = round(rate_per_sec * duration_secs)
-    start = time.monotonic()
-    with tqdm(total=total, unit="msg", desc="downlinks", file=sys.stderr, leave=False) as progress:
-        for sequence in range(total):
-            delay = start + sequence / rate_per_sec - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            dev_eui = f"70B3D57E{sequence % DEVICES:08X}"
-            payload = orjson.dumps({"payload_hex": f"{sequence:08x}", "FPort": 2})
-            sent_at[sequence] = time.monotonic()
-            await clients[sequence % len(clients)].publish(f"tpx/things/{dev_eui}/downlink", payload)
-            progress.update()
-    return sent_at
+    application = downlink_application(
+        pipe,
+        setup.configuration("bench-app"),
+        "bench-app",
+        APPLICATION_CONNECTIONS,
+        rate_per_sec,
+        duration_secs,
+        pause_after_go_secs=1.0,  # the probes reach the network server; the limiter's window empties
+    )
+    pipe.send(uvloop.run(application))
 
 
 # --- the bridge (this process) -------------------------------------------------------------------------------

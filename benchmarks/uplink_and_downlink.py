@@ -41,11 +41,14 @@ import uvloop
 from tqdm import tqdm
 
 from benchmarks._harness import (
+    OPEN_TIMEOUT_SECS,
+    PROBE_PAYLOAD,
     BridgeProcess,
     LoadResult,
     Subscriber,
     aws_figures,
     child_process,
+    downlink_application,
     goal,
     max_in_window,
     percentile,
@@ -70,9 +73,6 @@ from benchmarks.uplink import (
     uplink_document,
 )
 from bridge_container.downlink.limiter import LNS_WINDOW_SECS
-from bridge_container.mqtt.crt import CrtClientFactory
-from bridge_container.mqtt.port import ClientCallbacks, InboundMessage, MqttClient
-from bridge_container.states import ConnectionState
 from bridge_domain.budget import LIMIT_WINDOW_SECS, plan_budget
 from bridge_domain.connection import Connection, ConnectionConfiguration
 from devtools.broker import LocalBroker
@@ -84,12 +84,6 @@ AS_ID = "aws-iot-bridge"
 UPLINK_PAYLOAD_HEX = "0102030405060708"  # as benchmarks.uplink.uplink_document writes it
 APPLICATION_CLIENT_PREFIX = "application"
 APPLICATION_CERT = "bench-application"
-DOWNLINK_TOPIC = "tpx/things/{dev_eui}/downlink"
-DEVICES = 1_000
-PROBE_PAYLOAD = "ffffffff"
-PROBE_INTERVAL_SECS = 0.2
-OPEN_TIMEOUT_SECS = 20.0
-SETTLE_SECS = 5.0  # after the last downlink: the bridge's downlink backlog reaches the LNS, failed feedback arrives
 POOL_SIZE = 10
 DOWNLINK_LIMIT_PER_SEC = 100  # the connection's downlinkRatePerSec (the default)
 BRIDGE_CLIENT_GROUP = "iot-bridge-bench"  # the default client-ID prefix and the benchmark's task id
@@ -121,57 +115,7 @@ def _run_application(
     pipe: Pipe, pki_dir: Path, host: str, port: int, connections: int, rate_per_sec: float, duration_secs: float
 ) -> None:
     config = application_configuration(pki_dir, host, port)
-    pipe.send(uvloop.run(_application(pipe, config, connections, rate_per_sec, duration_secs)))
-
-
-async def _application(
-    pipe: Pipe, config: ConnectionConfiguration, connections: int, rate_per_sec: float, duration_secs: float
-) -> tuple[dict[int, float], int]:
-    """Probe until told to go, then publish round robin over ``connections``; publish times and failed feedback."""
-    opened = [asyncio.Event() for _ in range(connections)]
-    failed: list[InboundMessage] = []
-    factory = CrtClientFactory(config, "bench")
-
-    def callbacks(slot: int) -> ClientCallbacks:
-        def on_state(_client: MqttClient, state: ConnectionState) -> None:
-            if state is ConnectionState.OPENED:
-                opened[slot].set()
-
-        return ClientCallbacks(on_state, failed.append)
-
-    clients = [factory(slot, callbacks(slot)) for slot in range(connections)]
-    for client in clients:
-        await client.start()
-    try:
-        async with asyncio.timeout(OPEN_TIMEOUT_SECS):
-            for event in opened:
-                await event.wait()
-        await clients[0].subscribe(DOWNLINK_TOPIC.format(dev_eui="+") + "/failed")
-        probe = orjson.dumps({"payload_hex": PROBE_PAYLOAD})
-        while not pipe.poll():
-            await clients[0].publish(DOWNLINK_TOPIC.format(dev_eui="00000000000000FF"), probe)
-            await asyncio.sleep(PROBE_INTERVAL_SECS)
-        pipe.recv()
-        sent_at = await _publish_at_rate(clients, rate_per_sec, duration_secs)
-        await asyncio.sleep(SETTLE_SECS)
-    finally:
-        for client in clients:
-            await client.stop()
-    return sent_at, len(failed)
-
-
-async def _publish_at_rate(clients: list[MqttClient], rate_per_sec: float, duration_secs: float) -> dict[int, float]:
-    sent_at: dict[int, float] = {}
-    start = time.monotonic()
-    for sequence in range(round(rate_per_sec * duration_secs)):
-        delay = start + sequence / rate_per_sec - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        payload = orjson.dumps({"payload_hex": f"{sequence:08x}", "FPort": 2})
-        sent_at[sequence] = time.monotonic()
-        topic = DOWNLINK_TOPIC.format(dev_eui=f"70B3D57E{sequence % DEVICES:08X}")
-        await clients[sequence % len(clients)].publish(topic, payload)
-    return sent_at
+    pipe.send(uvloop.run(downlink_application(pipe, config, "bench", connections, rate_per_sec, duration_secs)))
 
 
 # --- the uplinks ----------------------------------------------------------------------------------------------
