@@ -21,6 +21,7 @@ from typing import Any
 
 from bridge_container.ingress.pipeline import UplinkIngress
 from bridge_container.metrics import UplinkMetrics, new_registry
+from bridge_container.mqtt.port import UserProperties
 from bridge_container.registration import NullRegistrar
 from bridge_domain.connection import ConnectionConfiguration
 from bridge_domain.lns import LnsKind
@@ -39,10 +40,10 @@ class DiscardingSink:
     free = 1_000_000_000
     depth = 0
 
-    def submit(self, topic: str, payload: bytes) -> bool:
+    def submit(self, topic: str, payload: bytes, properties: UserProperties = ()) -> bool:
         return True
 
-    def submit_many(self, items: list[tuple[str, bytes]], count: int) -> bool:
+    def submit_many(self, items: list[tuple[str, bytes, UserProperties]], count: int) -> bool:
         return True
 
 

@@ -4,9 +4,11 @@ One client, mTLS to a local mosquitto, QoS 0 publishes of a fixed topic and payl
 publishes to CRT (what the pool's dispatcher pays per uplink); completions are awaited afterwards, outside the
 timing. Each round reports nanoseconds per call; the minimum over the rounds is the figure least disturbed by
 other processes. ``--rounds 0`` connects and publishes nothing: run it under callgrind with and without publishes
-to count the calling thread's instructions per call.
+to count the calling thread's instructions per call. ``--properties`` gives every publish the five MQTT 5 user
+properties an uplink carries (``MessageId``, ``DevEUI``, ``LnsKind``, ``EventType``, ``FPort``); ``--qos 1`` waits for
+PUBACKs instead of writes.
 
-    python -m benchmarks.publish_call [--calls 20000] [--rounds 7]
+    python -m benchmarks.publish_call [--calls 20000] [--rounds 7] [--properties] [--qos 0|1]
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ import time
 from pathlib import Path
 
 from bridge_container.mqtt.crt import CrtMqttClient
-from bridge_container.mqtt.port import ClientCallbacks, InboundMessage, MqttClient, client_settings
+from bridge_container.mqtt.port import (
+    ClientCallbacks,
+    InboundMessage,
+    MqttClient,
+    UserProperties,
+    UserProperty,
+    client_settings,
+)
 from bridge_container.states import ConnectionState
 from bridge_domain.connection import Connection
 from devtools.broker import LocalBroker
@@ -27,6 +36,13 @@ from devtools.pki import DevPki
 
 TOPIC = "bench/things/0000000000000001/uplink"
 PAYLOAD = b'{"DevEUI": "0000000000000001", "payload": "00112233445566778899"}'
+PROPERTIES: UserProperties = (
+    UserProperty("MessageId", "3f9a61c2d0e4-123456"),
+    UserProperty("DevEUI", "0000000000000001"),
+    UserProperty("LnsKind", "chirpstack"),
+    UserProperty("EventType", "uplink"),
+    UserProperty("FPort", "10"),
+)
 OPEN_TIMEOUT_SECS = 15.0
 DONE_TIMEOUT_SECS = 30.0
 
@@ -88,7 +104,9 @@ async def _wait(condition: object, timeout_secs: float) -> None:
         await asyncio.sleep(0.01)
 
 
-async def measure(broker: LocalBroker, pki: DevPki, calls: int, rounds: int) -> list[float]:
+async def measure(
+    broker: LocalBroker, pki: DevPki, calls: int, rounds: int, properties: UserProperties | None = None, qos: int = 0
+) -> list[float]:
     """Nanoseconds per ``publish_nowait`` call, one figure per round."""
 
     def on_state(_client: MqttClient, _state: ConnectionState) -> None:
@@ -111,7 +129,7 @@ async def measure(broker: LocalBroker, pki: DevPki, calls: int, rounds: int) -> 
         for _ in range(rounds):
             start = time.perf_counter_ns()
             for _ in range(calls):
-                publish(TOPIC, PAYLOAD, done)
+                publish(TOPIC, PAYLOAD, done, properties, qos)
             results.append((time.perf_counter_ns() - start) / calls)
             expected += calls
             await done.wait(expected)
@@ -126,11 +144,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--properties", action="store_true", help="send an uplink's five user properties")
+    parser.add_argument("--qos", type=int, choices=(0, 1), default=0)
     arguments = parser.parse_args()
+    properties = PROPERTIES if arguments.properties else None
     with tempfile.TemporaryDirectory() as workdir:
         pki = DevPki(Path(workdir) / "pki")
         with LocalBroker(Path(workdir) / "broker", pki) as broker:
-            results = asyncio.run(measure(broker, pki, arguments.calls, arguments.rounds))
+            results = asyncio.run(measure(broker, pki, arguments.calls, arguments.rounds, properties, arguments.qos))
     if results:
         rounds = ", ".join(f"{value:.0f}" for value in results)
         print(f"publish_nowait: min {min(results):.0f} ns/call over {len(results)} rounds ({rounds})")

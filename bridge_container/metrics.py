@@ -79,7 +79,29 @@ class UplinkMetrics:
             registry=registry,
         )
         self.published = Counter(
-            "bridge_uplinks_published", "Uplinks written to the broker.", labels, registry=registry
+            "bridge_uplinks_published",
+            "Uplinks the broker has: QoS 1 acknowledged by a PUBACK; QoS 0 written and its connection still up "
+            "1 s later (or closed cleanly).",
+            labels,
+            registry=registry,
+        )
+        self.written = Counter(
+            "bridge_uplinks_written",
+            "QoS 0 uplinks written to the socket (no receipt: not proof that the broker received them).",
+            labels,
+            registry=registry,
+        )
+        self.at_risk = Counter(
+            "bridge_uplinks_at_risk",
+            "QoS 0 uplinks written in the last second before their connection dropped, by the drop's reason.",
+            [*labels, "reason"],
+            registry=registry,
+        )
+        self.republished = Counter(
+            "bridge_uplinks_republished",
+            "QoS 1 uplinks published again because their connection was lost before the PUBACK.",
+            labels,
+            registry=registry,
         )
         self.dropped = Counter(
             "bridge_uplinks_dropped",
@@ -127,6 +149,9 @@ class UplinkMetrics:
             self.rejected,
             self.ignored,
             self.published,
+            self.written,
+            self.at_risk,
+            self.republished,
             self.dropped,
             self.buffer_depth,
             self.buffer_capacity,
@@ -157,6 +182,7 @@ DEFAULT_EMF_METRICS: Final = (
     EmfMetric("UplinksRejected", "bridge_uplinks_rejected"),
     EmfMetric("UplinksPublished", "bridge_uplinks_published"),
     EmfMetric("UplinksDropped", "bridge_uplinks_dropped"),
+    EmfMetric("UplinksAtRisk", "bridge_uplinks_at_risk"),
     EmfMetric("ThingsRegistered", "bridge_registrations"),
     EmfMetric("BufferDepth", "bridge_uplink_buffer_depth", is_counter=False),
 )

@@ -36,6 +36,8 @@ CONNECTOR_ID = "actility-aws-iot"
 MAX_POOL_SIZE = 10  # the seed's pool: at most 10 MQTT clients
 MAX_PER_CLIENT_RATE_PER_SEC = PUBLISHES_PER_SEC_PER_CONNECTION  # AWS IoT discards the excess
 MAX_DOWNLINK_RATE_PER_SEC = 100  # the seed's downlink limit
+# uplinkTimeValidity: up to a day. Longer than the buffer ever holds uplinks at any configured rate.
+MAX_UPLINK_TIME_VALIDITY_SECS = 86_400
 SSL_PORT = 8883
 WSS_PORT = 443
 
@@ -119,6 +121,18 @@ class ConnectionConfiguration(DocumentModel):
     per_client_rate_per_sec: int = Field(default=MAX_PER_CLIENT_RATE_PER_SEC, ge=1, le=MAX_PER_CLIENT_RATE_PER_SEC)
     downlink_rate_per_sec: int = Field(default=MAX_DOWNLINK_RATE_PER_SEC, ge=1, le=MAX_DOWNLINK_RATE_PER_SEC)
     buffer_size: int = Field(default=20_000, ge=1, le=1_000_000, description="Uplinks waiting for the rate limiter.")
+    uplink_qos: Literal[0, 1] = Field(
+        default=0,
+        description="MQTT QoS of uplinks: 0 (at most once, as the seed) or 1 (at least once: published on PUBACK, "
+        "published again after a reconnect with the same MessageId).",
+    )
+    uplink_time_validity: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_UPLINK_TIME_VALIDITY_SECS,
+        description="Seconds an uplink may wait in the bridge before it is published; older ones are dropped and "
+        "counted (reason 'stale'), not published late. Unset: no limit.",
+    )
     downlink_buffer_size: int = Field(
         default=1_000, ge=1, le=100_000, description="Downlinks waiting for the rate limiter; beyond it they fail."
     )

@@ -185,6 +185,11 @@ class LocalBroker:
             self._process.wait()
         self._process = None
 
+    def pause(self) -> None:
+        """Freeze mosquitto (SIGSTOP) until :meth:`kill`: a broker that reads and answers nothing any more."""
+        if self._process is not None and self._process.poll() is None:
+            os.killpg(self._process.pid, signal.SIGSTOP)
+
     @property
     def running(self) -> bool:
         return _alive(self._process)

@@ -35,6 +35,7 @@ from bridge_container.ingress.exceptions import (
 from bridge_container.ingress.record import UplinkRecord, UplinkRenderer
 from bridge_container.ingress.replay import MAX_REPLAY_ENTRIES, ReplayCache
 from bridge_container.metrics import UplinkMetrics
+from bridge_container.mqtt.port import UserProperties
 from bridge_container.registration import Registrar
 from bridge_domain.connection import ConnectionConfiguration
 from bridge_domain.lns import ChirpStackLns, ThingParkLns, TtsLns
@@ -68,9 +69,9 @@ class UplinkSink(Protocol):
     @property
     def depth(self) -> int: ...
 
-    def submit(self, topic: str, payload: bytes) -> bool: ...
+    def submit(self, topic: str, payload: bytes, properties: UserProperties = ()) -> bool: ...
 
-    def submit_many(self, items: list[tuple[str, bytes]], count: int) -> bool: ...
+    def submit_many(self, items: list[tuple[str, bytes, UserProperties]], count: int) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,14 +288,14 @@ class UplinkIngress:
             # Refused before parsing: a producer retrying a full buffer must not cost a parse per attempt. (An NDJSON
             # batch has one line per uplink; an array counts as one line here and is checked exactly once parsed.)
             return self._buffer_full("batch", lines)
-        items: list[tuple[str, bytes]] = []
+        items: list[tuple[str, bytes, UserProperties]] = []
         dev_euis: list[str] = []
         issues: list[dict[str, object]] = []
         renderer = self._renderer
         for index, (item, raw) in enumerate(batch.split(body)):
             try:
                 record = batch.parse_item(item, raw)
-                items.append((renderer.topic(record), renderer.document(record)))
+                items.append((renderer.topic(record), renderer.document(record), record.user_properties()))
                 dev_euis.append(record.dev_eui)
             except (BadUplinkError, PayloadTooLargeError) as exc:
                 issue: dict[str, object] = {"index": index, "error": exc.reason, "message": exc.message}
@@ -325,7 +326,7 @@ class UplinkIngress:
     # --- shared ----------------------------------------------------------------------------------------------
     def _accept(self, record: UplinkRecord, lns: str) -> IngressResult:
         renderer = self._renderer
-        if not self._sink.submit(renderer.topic(record), renderer.document(record)):
+        if not self._sink.submit(renderer.topic(record), renderer.document(record), record.user_properties()):
             return self._buffer_full(lns, 1)
         self._accepted[lns].inc()
         self._registrar.observe(record.dev_eui)

@@ -8,6 +8,7 @@ from typing import Any, Final, Literal
 import orjson
 
 from bridge_container.ingress.exceptions import BadUplinkError, PayloadTooLargeError
+from bridge_container.mqtt.port import UserProperties, UserProperty
 from bridge_domain.exceptions import TopicError
 from bridge_domain.quotas import MAX_PAYLOAD_BYTES
 from bridge_domain.topics import DEV_EUI_FIELD, TopicPattern
@@ -16,6 +17,25 @@ from bridge_domain.topics import DEV_EUI_FIELD, TopicPattern
 MAX_DOCUMENT_BYTES: Final = MAX_PAYLOAD_BYTES
 
 DocumentMode = Literal["thingpark", "flat", "decoded"]
+
+# MQTT 5 user properties of every publish (the pool adds MessageId), named like the topic placeholders, so that
+# AWS IoT rules (get_user_properties('DevEUI')) and consumers route without parsing the payload.
+DEV_EUI_PROPERTY: Final = "DevEUI"
+LNS_KIND_PROPERTY: Final = "LnsKind"
+FPORT_PROPERTY: Final = "FPort"
+EVENT_TYPE_PROPERTY: Final = "EventType"
+UPLINK_EVENT: Final = "uplink"
+# The properties that repeat (LNS kind, event type) are made once, not per message.
+_CONSTANT_PROPERTIES: dict[tuple[str, str], UserProperty] = {}
+
+
+def constant_property(name: str, value: str) -> UserProperty:
+    """A user property shared by every message that carries it (``LnsKind=tts``, ``EventType=uplink``)."""
+    key = (name, value)
+    found = _CONSTANT_PROPERTIES.get(key)
+    if found is None:
+        found = _CONSTANT_PROPERTIES[key] = UserProperty(name, value)
+    return found
 
 
 @dataclass(slots=True)
@@ -54,6 +74,16 @@ class UplinkRecord:
         if name == "ApplicationId":
             return self.application_id
         return None
+
+    def user_properties(self, event: str = UPLINK_EVENT) -> UserProperties:
+        """``DevEUI``, ``LnsKind``, ``FPort`` (when it has one) and ``EventType`` of the record."""
+        common = (
+            UserProperty(DEV_EUI_PROPERTY, self.dev_eui),
+            constant_property(LNS_KIND_PROPERTY, self.lns),
+            constant_property(EVENT_TYPE_PROPERTY, event),
+        )
+        fport = self.fport
+        return common if fport is None else (*common, UserProperty(FPORT_PROPERTY, str(fport)))
 
     def thingpark_form(self) -> dict[str, Any]:
         """The record as the inside of ThingPark's ``DevEUI_uplink`` document (fields it lacks are left out)."""

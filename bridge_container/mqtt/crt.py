@@ -26,12 +26,14 @@ from bridge_container.exceptions import PublishError, SubscribeError
 from bridge_container.mqtt.connects import ConnectPacer
 from bridge_container.mqtt.port import (
     NOT_STARTED,
+    PUBACK_FAILURE_PREFIX,
     ClientCallbacks,
     ClientSettings,
     CompletionCallback,
     InboundMessage,
     MqttClient,
     ReconnectSettings,
+    UserProperties,
     client_settings,
 )
 from bridge_container.states import ConnectionState
@@ -52,6 +54,8 @@ IOT_SIGNING_SERVICE: Final = "iotdevicegateway"
 FAST_PATH_AWSCRT_VERSION: Final = "0.36.1"
 
 _QOS0 = mqtt5.QoS.AT_MOST_ONCE
+# PUBACK reason codes from 0x80 up are failures (OASIS MQTT 5.0, 3.4.2.1); AWS IoT sends 0x97 over its rate limit.
+_PUBACK_FAILURE_FROM: Final = 0x80
 
 
 class FastPath(NamedTuple):
@@ -136,10 +140,16 @@ class CrtMqttClient:
         self._native: Callable[..., None] | None = None
         self._binding: Any = None
         self._last_failure: tuple[ConnectionState, str] | None = None
+        # Set on a CRT thread before the state change is posted, so the loop sees it with the state.
+        self._failure_name: str | None = None
 
     @property
     def state(self) -> ConnectionState:
         return self._state
+
+    @property
+    def failure_name(self) -> str | None:
+        return self._failure_name
 
     @property
     def uses_native_publish(self) -> bool:
@@ -179,8 +189,15 @@ class CrtMqttClient:
         self._set_state(ConnectionState.DEACTIVATED)
 
     # --- operations ------------------------------------------------------------------------------------------
-    def publish_nowait(self, topic: str, payload: bytes, on_done: CompletionCallback) -> None:
-        """QoS 0 publish; ``on_done(failure)`` runs on a CRT thread once written (None) or failed (its name)."""
+    def publish_nowait(
+        self,
+        topic: str,
+        payload: bytes,
+        on_done: CompletionCallback,
+        properties: UserProperties | None = None,
+        qos: int = 0,
+    ) -> None:
+        """QoS 0 or 1 publish; ``on_done(failure)`` runs on a CRT thread (see :data:`CompletionCallback`)."""
         client = self._client
         if client is None:
             on_done(NOT_STARTED)
@@ -188,14 +205,22 @@ class CrtMqttClient:
         native = self._native
         if native is not None:
 
-            def puback(error_code: int, _qos: int, _reason: int, _text: Any, _props: Any) -> None:
-                on_done(None if error_code == 0 else error_name(error_code))
+            def puback(error_code: int, acked_qos: int, reason: int, _text: Any, _props: Any) -> None:
+                if error_code:
+                    on_done(error_name(error_code))
+                elif acked_qos and reason >= _PUBACK_FAILURE_FROM:  # QoS 0 has no PUBACK, hence no reason
+                    on_done(puback_failure(reason))
+                else:
+                    on_done(None)
 
-            # The argument order of FAST_PATH_AWSCRT_VERSION's _awscrt.mqtt5_client_publish (see fast_publisher).
-            native(self._binding, _QOS0, payload, False, topic, None, None, None, None, None, None, None, puback)
+            # The argument order of FAST_PATH_AWSCRT_VERSION's _awscrt.mqtt5_client_publish (see fast_publisher);
+            # the user properties are named tuples, read by name and value like awscrt's UserProperty.
+            native(self._binding, qos, payload, False, topic, None, None, None, None, None, None, properties, puback)
             return
-        future = client.publish(mqtt5.PublishPacket(topic=topic, payload=payload, qos=_QOS0))
-        future.add_done_callback(lambda done: on_done(_failure_name(done.exception())))
+        packet = mqtt5.PublishPacket(
+            topic=topic, payload=payload, qos=mqtt5.QoS(qos), user_properties=list(properties or ())
+        )
+        client.publish(packet).add_done_callback(lambda done: on_done(_publish_outcome(done)))
 
     async def publish(self, topic: str, payload: bytes) -> None:
         """QoS 0 publish awaited until written; raises :class:`PublishError`."""
@@ -322,6 +347,7 @@ class CrtMqttClient:
         name = getattr(data.exception, "name", type(data.exception).__name__)
         connack = data.connack_packet
         reason = int(connack.reason_code) if connack is not None and connack.reason_code is not None else None
+        self._failure_name = name
         state = classify_failure(name, reason)
         detail = name if reason is None else f"{name} (CONNACK {mqtt5.ConnectReasonCode(reason).name})"
         self._post_state(state, (state, detail))
@@ -332,6 +358,10 @@ class CrtMqttClient:
             return
         packet = data.disconnect_packet
         detail = name if packet is None else f"{name} (DISCONNECT {packet.reason_code!s})"
+        # A server DISCONNECT says why (DISCONNECT_SESSION_TAKEN_OVER); else CRT's error (AWS_IO_SOCKET_CLOSED).
+        self._failure_name = (
+            name if packet is None or packet.reason_code is None else f"DISCONNECT_{packet.reason_code.name}"
+        ) or "UNKNOWN"
         self._post_state(ConnectionState.CLOSED, (ConnectionState.CLOSED, detail))
 
     # --- state (asyncio loop) --------------------------------------------------------------------------------
@@ -372,10 +402,24 @@ class CrtMqttClient:
         self._callbacks.on_state(self, state)
 
 
-def _failure_name(exc: BaseException | None) -> str | None:
-    if exc is None:
-        return None
-    return str(getattr(exc, "name", type(exc).__name__))
+def puback_failure(reason: int) -> str:
+    """The failure name of a PUBACK reason code: ``PUBACK_QUOTA_EXCEEDED`` (an unknown code in hex)."""
+    try:
+        return PUBACK_FAILURE_PREFIX + str(mqtt5.PubackReasonCode(reason).name)
+    except ValueError:
+        return f"{PUBACK_FAILURE_PREFIX}0x{reason:02X}"
+
+
+def _publish_outcome(done: Any) -> str | None:
+    """The failure name of a completed public-API publish future, None for success."""
+    exc = done.exception()
+    if exc is not None:
+        return str(getattr(exc, "name", type(exc).__name__))
+    puback = getattr(done.result(), "puback", None)
+    reason = getattr(puback, "reason_code", None)
+    if reason is not None and int(reason) >= _PUBACK_FAILURE_FROM:
+        return puback_failure(int(reason))
+    return None
 
 
 class CrtClientFactory:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Final, Literal, NamedTuple, Protocol
 
 from bridge_container.states import ConnectionState
 from bridge_domain.connection import ConnectionConfiguration
@@ -17,8 +17,24 @@ from bridge_domain.naming import client_id as make_client_id
 from bridge_domain.secrets import reveal
 
 CompletionCallback = Callable[[str | None], None]
-"""The outcome of one QoS 0 publish: ``None`` once written to the socket (not a receipt: QoS 0 has none), else the
-name of the failure (``AWS_ERROR_MQTT5_...``). Runs on the adapter's I/O thread, exactly once per publish."""
+"""The outcome of one publish. QoS 0: ``None`` once written to the socket (not a receipt: QoS 0 has none). QoS 1:
+``None`` once the broker's PUBACK reported success. Else the name of the failure: ``PUBACK_<REASON>`` when a PUBACK
+carried a failure reason code (:data:`PUBACK_FAILURE_PREFIX`), the adapter's error name (``AWS_ERROR_MQTT5_...``)
+when the publish never completed. Runs on the adapter's I/O thread, exactly once per publish."""
+
+PUBACK_FAILURE_PREFIX: Final = "PUBACK_"
+"""Prefix of a failure the broker reported in a PUBACK reason code (``PUBACK_QUOTA_EXCEEDED``)."""
+
+
+class UserProperty(NamedTuple):
+    """One MQTT 5 user property. A named tuple: awscrt reads ``name`` and ``value``, and it costs no class call."""
+
+    name: str
+    value: str
+
+
+UserProperties = tuple[UserProperty, ...]
+"""The user properties of one publish, in the order they are sent."""
 
 NOT_STARTED: Literal["AWS_ERROR_UNKNOWN"] = "AWS_ERROR_UNKNOWN"
 """The failure name of a publish asked of a client that is not started (or already stopped)."""
@@ -52,8 +68,20 @@ class MqttClient(Protocol):
         """QoS 1; raises :class:`~bridge_container.exceptions.SubscribeError`."""
         ...
 
-    def publish_nowait(self, topic: str, payload: bytes, on_done: CompletionCallback) -> None:
-        """QoS 0 without waiting; ``on_done`` reports the outcome (see :data:`CompletionCallback`)."""
+    @property
+    def failure_name(self) -> str | None:
+        """Why the connection last failed or dropped (an error name), None while it has not."""
+        ...
+
+    def publish_nowait(
+        self,
+        topic: str,
+        payload: bytes,
+        on_done: CompletionCallback,
+        properties: UserProperties | None = None,
+        qos: int = 0,
+    ) -> None:
+        """QoS 0 or 1 without waiting; ``on_done`` reports the outcome (see :data:`CompletionCallback`)."""
         ...
 
 

@@ -4,8 +4,21 @@ Flow: ``submit`` appends to the buffer (never blocks; False when full, which ing
 dispatcher task hands buffered uplinks to OPENED clients in turn, each publish granted by the pool's
 :class:`~bridge_container.uplink.limits.UplinkLimiter` (a disconnected client gets nothing; its share goes to the
 others). Publishes complete on the MQTT adapter's I/O threads into a deque; a reaper task on the loop counts them
-(published, or dropped with a reason) and records the latency. Every accepted uplink ends up published, dropped
-with a counted reason, or still buffered/in flight: nothing disappears silently.
+and records the latency. Every accepted uplink ends up published, at risk or dropped with a counted reason, or is
+still buffered, in flight or settling: nothing disappears silently.
+
+What "published" means depends on the connection's ``uplinkQos``:
+
+* QoS 0 has no receipt. A write to the socket is counted ``written`` at once, and ``published`` only once its
+  client stayed connected for ``QOS0_SETTLE_SECS`` afterwards (or closed cleanly, which the broker reads after
+  everything written before). When the connection drops first, the uplinks written in that window are counted
+  ``at_risk`` by the drop's reason: they may never have been read by the broker.
+* QoS 1 is counted ``published`` on a successful PUBACK only. A PUBACK with a failure reason code is counted
+  ``dropped`` by that reason; a publish the connection lost before its PUBACK goes back to the front of the buffer
+  and is published again (``republished``) with the same ``MessageId`` user property, within the same limits.
+  Each client has at most AWS IoT's 100 unacknowledged QoS 1 publishes in flight.
+
+Every publish carries the MQTT 5 user properties it was accepted with, the pool's ``MessageId`` first.
 
 One dispatcher per pool rather than one per client: with a shared aggregate limit, per-client dispatchers would
 all wake for each aggregate token; one dispatcher serving the OPENED clients round-robin wakes once per grant.
@@ -16,7 +29,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -26,13 +41,23 @@ from typing import Final
 
 from bridge_container.exceptions import PoolClosedError, PublishError
 from bridge_container.metrics import UplinkMetrics
-from bridge_container.mqtt.port import ClientCallbacks, ClientFactory, CompletionCallback, InboundMessage, MqttClient
+from bridge_container.mqtt.port import (
+    PUBACK_FAILURE_PREFIX,
+    ClientCallbacks,
+    ClientFactory,
+    CompletionCallback,
+    InboundMessage,
+    MqttClient,
+    UserProperties,
+    UserProperty,
+)
 from bridge_container.mqtt.subscriptions import MessageHandler, Subscriptions
 from bridge_container.states import ConnectionState, pool_state
 from bridge_container.tasks import spawn
 from bridge_container.uplink.limits import RateLimits, UplinkLimiter
 from bridge_domain.budget import PoolBudget
 from bridge_domain.connection import ConnectionConfiguration
+from bridge_domain.quotas import MAX_UNACKED_QOS1_PUBLISHES_PER_CONNECTION
 
 logger = logging.getLogger(__name__)
 
@@ -45,15 +70,26 @@ DEFAULT_MAX_IN_FLIGHT: Final = 1000
 CONTROL_OPEN_TIMEOUT_SECS: Final = 10.0
 DRAIN_POLL_SECS: Final = 0.02
 
+# How long a QoS 0 write stays "written" before it counts as published. A write is lost when the connection breaks
+# before the broker has read it: what sits in the socket buffers and on the wire, one round trip's worth. Killing the
+# broker at 800 uplinks/s lost 7 uplinks written in the last ~9 ms; 1 s covers that with a wide margin while keeping
+# the counter close to live. A connection that dies silently is only noticed by CRT's PINGREQ timeout: what it
+# took meanwhile is lost without any sign (QoS 1 exists for that).
+QOS0_SETTLE_SECS: Final = 1.0
+MESSAGE_ID_PROPERTY: Final = "MessageId"
+
 DROP_PUBLISH_FAILED: Final = "publish_failed"
 DROP_SHUTDOWN: Final = "shutdown"
 DROP_REPLACED: Final = "replaced"
+DROP_STALE: Final = "stale"
+# Adapter failures of a QoS 1 publish that mean the connection went away before its PUBACK: published again.
+_RETRY_MARKERS: Final = ("OFFLINE_QUEUE", "DISCONNECT", "CONNECTION", "SOCKET", "TIMEOUT", "USER_REQUESTED_STOP")
 
-Uplink = tuple[str, bytes, float]
-"""A buffered uplink: topic, payload, monotonic time of acceptance."""
+Uplink = tuple[str, bytes, float, UserProperties]
+"""A buffered uplink: topic, payload, monotonic time of acceptance, user properties (``MessageId`` first)."""
 
-Completion = tuple[float, float, str | None]
-"""A completed publish: accepted at, completed at (monotonic), failure name or None when written."""
+Completion = tuple[float, float, str | None, int, Uplink]
+"""A completed publish: accepted at, completed at (monotonic), failure name or None, client slot, the uplink."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +104,14 @@ class PoolSettings:
     # Publishes handed to CRT and not yet confirmed. Beyond it uplinks wait in the buffer, so that a slow broker or
     # a starved CRT thread fills the bridge's own bounded buffer (429) instead of CRT's unbounded operation queue.
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    qos: int = 0  # uplinkQos
+    max_age_secs: float | None = None  # uplinkTimeValidity: older uplinks are dropped, not published late
 
     def __post_init__(self) -> None:
         if self.size < 1 or self.buffer_size < 1 or self.max_in_flight < 1:
             raise ValueError("pool size, buffer size and max in flight must be >= 1")
+        if self.qos not in (0, 1):
+            raise ValueError("uplink QoS is 0 or 1 (AWS IoT has no QoS 2)")
 
     @classmethod
     def from_configuration(cls, config: ConnectionConfiguration, *, lift_rate_limits: bool = False) -> PoolSettings:
@@ -83,7 +123,14 @@ class PoolSettings:
                 per_client_per_sec=float(config.per_client_rate_per_sec),
             )
         )
-        return cls(size=config.pool_size, buffer_size=config.buffer_size, limits=limits, budget=config.budget)
+        return cls(
+            size=config.pool_size,
+            buffer_size=config.buffer_size,
+            limits=limits,
+            budget=config.budget,
+            qos=config.uplink_qos,
+            max_age_secs=config.uplink_time_validity,
+        )
 
 
 class MqttPool:
@@ -126,9 +173,26 @@ class MqttPool:
         )
         self._control: deque[_ControlPublish] = deque()
         self._failure_logged = False
+        self._qos = settings.qos
+        self._max_age_secs = settings.max_age_secs
+        # QoS 1 publishes of each slot not yet counted back (the adapter's PUBACK, reaped); QoS 0 leaves them at 0.
+        self._unacked = [0] * settings.size
+        self._unacked_limit = MAX_UNACKED_QOS1_PUBLISHES_PER_CONNECTION
+        # QoS 0 writes of each slot still settling: (reaped at, how many), oldest first.
+        self._settling: list[deque[tuple[float, int]]] = [deque() for _ in range(settings.size)]
+        self._settling_total = 0
+        # Per slot: None while its writes settle normally; the drop's reason once it left OPENED unexpectedly.
+        self._drop_reasons: list[str | None] = [None] * settings.size
+        # MessageId: unique per accepted uplink across tasks and restarts (a random prefix), kept on re-publishes.
+        self._id_prefix = secrets.token_hex(6) + "-"
+        self._ids = itertools.count(1)
         labels = (connection_id,)
         self._published = metrics.published.labels(*labels)
+        self._written = metrics.written.labels(*labels)
+        self._at_risk = metrics.at_risk
+        self._republished = metrics.republished.labels(*labels)
         self._dropped_failed = metrics.dropped.labels(connection_id, DROP_PUBLISH_FAILED)
+        self._dropped_stale = metrics.dropped.labels(connection_id, DROP_STALE)
         self._dropped = metrics.dropped
         self._latency = metrics.publish_latency.labels(*labels)
         self._client_state = metrics.client_state
@@ -176,6 +240,9 @@ class MqttPool:
         self._tasks = []
         await asyncio.gather(*(client.stop() for client in self._clients), return_exceptions=True)
         self._reap()
+        # The clients closed cleanly: the broker read what they wrote before their DISCONNECT.
+        for slot in range(len(self._settling)):
+            self._settle(slot, None)
         # Publishes that CRT never called back for (none expected after stop) are counted, not lost.
         lost = self._sent - self._reaped
         if lost > 0:
@@ -221,43 +288,60 @@ class MqttPool:
     def in_flight(self) -> int:
         return self._sent - self._reaped
 
-    def submit(self, topic: str, payload: bytes) -> bool:
-        """Enqueue one uplink; False when the buffer is full. Raises :class:`PoolClosedError` once stopped."""
+    def message_id(self) -> UserProperty:
+        """A new ``MessageId`` user property: the pool's random prefix and a counter."""
+        return UserProperty(MESSAGE_ID_PROPERTY, f"{self._id_prefix}{next(self._ids)}")
+
+    def submit(self, topic: str, payload: bytes, properties: UserProperties = ()) -> bool:
+        """Enqueue one uplink; False when the buffer is full. Raises :class:`PoolClosedError` once stopped.
+
+        ``properties`` are its MQTT 5 user properties; the pool puts a ``MessageId`` before them.
+        """
         if self._closed:
             raise PoolClosedError(f"connection {self.connection_id} is stopped")
         buffer = self._buffer
-        if not buffer and self._opened and self._publish_now(topic, payload):
+        uplink = (topic, payload, self._clock(), (self.message_id(), *properties))
+        if not buffer and self._opened and self._publish_now(uplink):
             return True
         if len(buffer) >= self._capacity:
             return False
-        buffer.append((topic, payload, self._clock()))
+        buffer.append(uplink)
         self._kick()
         return True
 
-    def _publish_now(self, topic: str, payload: bytes) -> bool:
+    def _publish_now(self, uplink: Uplink) -> bool:
         """With nothing queued ahead and a grant at hand, publish at once: no buffer, no dispatcher wake-up."""
         if self._control or self._sent - self._reaped >= self._max_in_flight:
             return False  # feedback waiting for a grant goes first
-        now = self._clock()
+        topic, payload, now, _ = uplink
         limiter = self._limiter
         if limiter is not None and limiter.aggregate_wait(now) > 0.0:
             return False
         slot = self._grant(limiter, now, len(topic) + len(payload))
         if slot < 0:
             return False
-        self._sent += 1
-        self._clients[slot].publish_nowait(topic, payload, _completion(self._completions, self._clock, now))
+        self._send(slot, uplink)
         self._reap_needed.set()
         return True
 
-    def submit_many(self, items: Iterable[tuple[str, bytes]], count: int) -> bool:
-        """Enqueue ``count`` uplinks all together, or none (False) when they do not all fit."""
+    def _send(self, slot: int, uplink: Uplink) -> None:
+        self._sent += 1
+        qos = self._qos
+        if qos:
+            self._unacked[slot] += 1
+        callback = _completion(self._completions, self._clock, slot, uplink)
+        self._clients[slot].publish_nowait(uplink[0], uplink[1], callback, uplink[3], qos)
+
+    def submit_many(self, items: Iterable[tuple[str, bytes, UserProperties]], count: int) -> bool:
+        """Enqueue ``count`` uplinks (topic, payload, user properties) all together, or none (False) if they do not
+        all fit."""
         if self._closed:
             raise PoolClosedError(f"connection {self.connection_id} is stopped")
         if count > self._capacity - len(self._buffer):
             return False
         now = self._clock()
-        self._buffer.extend((topic, payload, now) for topic, payload in items)
+        new_id = self.message_id
+        self._buffer.extend((topic, payload, now, (new_id(), *properties)) for topic, payload, properties in items)
         self._kick()
         return True
 
@@ -290,12 +374,12 @@ class MqttPool:
 
     async def _dispatch(self) -> None:
         buffer = self._buffer
-        clients = self._clients
         opened = self._opened
         limiter = self._limiter
         clock = self._clock
-        completions = self._completions
         control = self._control
+        send = self._send
+        max_age = self._max_age_secs
         while True:
             if not opened or not (buffer or control):
                 await self._sleep_until_kicked(None)
@@ -318,19 +402,29 @@ class MqttPool:
             now = clock()
             wait = limiter.aggregate_wait(now) if limiter is not None else 0.0
             published = 0
+            stale = 0
             turn = min(MAX_PUBLISHES_PER_TURN, room)
             while wait == 0.0 and buffer and opened and published < turn:
-                topic, payload, accepted_at = buffer[0]
-                slot = self._grant(limiter, now, len(topic) + len(payload))
+                uplink = buffer[0]
+                if max_age is not None and now - uplink[2] > max_age:
+                    buffer.popleft()  # older than uplinkTimeValidity: dropped, not published late
+                    stale += 1
+                    continue
+                size = len(uplink[0]) + len(uplink[1])
+                slot = self._grant(limiter, now, size)
                 if slot < 0:
-                    wait = self._client_wait(limiter, now, len(topic) + len(payload))
+                    wait = self._client_wait(limiter, now, size)
+                    if wait == 0.0:  # every OPENED client has its 100 unacknowledged QoS 1 publishes out
+                        self._reap()
+                        wait = MIN_SLEEP_SECS
                     break
                 buffer.popleft()
-                self._sent += 1
-                clients[slot].publish_nowait(topic, payload, _completion(completions, clock, accepted_at))
+                send(slot, uplink)
                 published += 1
                 if limiter is not None:
                     wait = limiter.aggregate_wait(now)
+            if stale:
+                self._dropped_stale.inc(stale)
             if published:
                 self._reap_needed.set()
             if wait > 0.0:
@@ -352,7 +446,7 @@ class MqttPool:
             if slot < 0:
                 return self._client_wait(limiter, now, size)
             control.popleft()
-            self._clients[slot].publish_nowait(item.topic, item.payload, item.completion)
+            self._clients[slot].publish_nowait(item.topic, item.payload, item.completion, item.properties)
         return 0.0
 
     def _grant(self, limiter: UplinkLimiter | None, now: float, size: int, *, aggregate: bool = True) -> int:
@@ -363,8 +457,11 @@ class MqttPool:
         opened = self._opened
         count = len(opened)
         start = self._round_robin
+        unacked = self._unacked
         for step in range(count):
             slot = opened[(start + step) % count]
+            if unacked[slot] >= self._unacked_limit:
+                continue
             if limiter is not None:
                 if limiter.client_wait(slot, now, size) > 0.0:
                     continue
@@ -380,54 +477,118 @@ class MqttPool:
 
     async def _reap_loop(self) -> None:
         while True:
-            if self.in_flight == 0:
+            if self.in_flight == 0 and not self._settling_total:
                 self._reap_needed.clear()
                 await self._reap_needed.wait()
             await asyncio.sleep(REAP_INTERVAL_SECS)
             self._reap()
 
     def _reap(self) -> None:
-        """Count completed publishes (on the loop thread): published with latency, or dropped with a reason."""
+        """Count completed publishes (on the loop thread); see the module docstring for what each count means."""
         completions = self._completions
-        published = 0
+        qos = self._qos
+        unacked = self._unacked
+        acked = 0
+        written: dict[int, int] = {}
         failed = 0
+        refused: dict[str, int] = {}
+        again: list[Uplink] = []
         first_error: str | None = None
         observe = self._latency.observe
+        reaped = 0
         while completions:
-            accepted_at, completed_at, failure = completions.popleft()
+            accepted_at, completed_at, failure, slot, uplink = completions.popleft()
+            reaped += 1
+            if qos:
+                unacked[slot] -= 1
             if failure is None:
-                published += 1
                 observe(completed_at - accepted_at)
+                if qos:
+                    acked += 1
+                else:
+                    written[slot] = written.get(slot, 0) + 1
+            elif qos and failure.startswith(PUBACK_FAILURE_PREFIX):
+                refused[failure] = refused.get(failure, 0) + 1
+                first_error = first_error or failure
+            elif qos and any(marker in failure for marker in _RETRY_MARKERS):
+                again.append(uplink)
             else:
                 failed += 1
                 first_error = first_error or failure
-        self._reaped += published + failed
-        if published:
-            self._published.inc(published)
-            self._failure_logged = False
+        self._reaped += reaped
+        if acked:
+            self._published.inc(acked)
+        now = self._clock()
+        for slot, count in written.items():
+            self._written.inc(count)
+            reason = self._drop_reasons[slot]
+            if reason is not None:  # written as its connection dropped
+                self._at_risk.labels(self.connection_id, reason).inc(count)
+            else:
+                self._settling[slot].append((now, count))
+                self._settling_total += count
+        if self._settling_total:
+            settled_before = now - QOS0_SETTLE_SECS
+            for slot, settling in enumerate(self._settling):
+                if settling and settling[0][0] <= settled_before:
+                    self._settle(slot, None, settled_before)
+        if again:
+            # Lost with their connection before the PUBACK: first in line again, with the same MessageId.
+            self._buffer.extendleft(reversed(again))
+            self._republished.inc(len(again))
+            self._kick()
+        for failure, count in refused.items():
+            self._dropped.labels(self.connection_id, failure.lower()).inc(count)
         if failed:
             self._dropped_failed.inc(failed)
-            if not self._failure_logged:  # once per run of failures, not once per message
-                logger.warning(
-                    "connection %s: %d uplink publishes failed (%s); counted as dropped",
-                    self.connection_id,
-                    failed,
-                    first_error,
-                )
-                self._failure_logged = True
+        if acked or written:
+            self._failure_logged = False
+        if (failed or refused) and not self._failure_logged:  # once per run of failures, not once per message
+            logger.warning(
+                "connection %s: %d uplink publishes failed (%s); counted as dropped",
+                self.connection_id,
+                failed + sum(refused.values()),
+                first_error,
+            )
+            self._failure_logged = True
+
+    def _settle(self, slot: int, at_risk_reason: str | None, before: float = float("inf")) -> None:
+        """Count slot ``slot``'s settling QoS 0 writes up to ``before``: published, or at risk for the reason."""
+        settling = self._settling[slot]
+        count = 0
+        while settling and settling[0][0] <= before:
+            count += settling.popleft()[1]
+        if not count:
+            return
+        self._settling_total -= count
+        if at_risk_reason is None:
+            self._published.inc(count)
+        else:
+            self._at_risk.labels(self.connection_id, at_risk_reason).inc(count)
+            logger.warning(
+                "connection %s: %d QoS 0 uplinks written in the last %.0f s before a connection dropped (%s) are "
+                "counted at risk: the broker may not have read them",
+                self.connection_id,
+                count,
+                QOS0_SETTLE_SECS,
+                at_risk_reason,
+            )
 
     # --- control publishes and subscriptions -----------------------------------------------------------------
-    async def publish_control(self, topic: str, payload: bytes) -> None:
+    async def publish_control(self, topic: str, payload: bytes, properties: UserProperties = ()) -> None:
         """Publish a feedback message on an OPENED client within its limits, before any uplink; raises PublishError.
 
         The dispatcher serves control messages first, on whichever client has a grant; this waits until the message
-        is written, at most ``CONTROL_OPEN_TIMEOUT_SECS``.
+        is written, at most ``CONTROL_OPEN_TIMEOUT_SECS``. It carries a new ``MessageId`` and ``properties``.
         """
         if self._closed:
             raise PublishError(f"connection {self.connection_id} is stopped")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[str | None] = loop.create_future()
-        self._control.append(_ControlPublish(topic, payload, future, _settle_from_thread(loop, future)))
+        item = _ControlPublish(
+            topic, payload, future, _settle_from_thread(loop, future), (self.message_id(), *properties)
+        )
+        self._control.append(item)
         self._kick()
         try:
             failure = await asyncio.wait_for(future, CONTROL_OPEN_TIMEOUT_SECS)
@@ -449,11 +610,21 @@ class MqttPool:
         if slot < 0:
             return
         if state is ConnectionState.OPENED:
+            self._drop_reasons[slot] = None
             if slot not in self._opened:
                 self._opened.append(slot)
                 self._opened.sort()
-        elif slot in self._opened:
-            self._opened.remove(slot)
+        else:
+            self._reap()  # count what was written before the change with the state it was written in
+            if state is ConnectionState.DEACTIVATED:  # stopped: a clean DISCONNECT follows what was written
+                self._drop_reasons[slot] = None
+                self._settle(slot, None)
+            elif slot in self._opened:
+                reason = client.failure_name or "UNKNOWN"
+                self._drop_reasons[slot] = reason
+                self._settle(slot, reason)
+            if slot in self._opened:
+                self._opened.remove(slot)
         self._client_state.labels(self.connection_id, client.client_id).state(state.value)
         self._pool_state.state(self.state.value)
         self.subscriptions.on_client_state(client, state)
@@ -492,10 +663,12 @@ class MqttPool:
         return len(self._opened)
 
 
-def _completion(completions: deque[Completion], clock: Callable[[], float], accepted_at: float) -> CompletionCallback:
+def _completion(
+    completions: deque[Completion], clock: Callable[[], float], slot: int, uplink: Uplink
+) -> CompletionCallback:
     # Runs on the adapter's I/O thread: deque.append is atomic, and the clock needs no loop.
     def done(failure: str | None, _append: Callable[[Completion], None] = completions.append) -> None:
-        _append((accepted_at, clock(), failure))
+        _append((uplink[2], clock(), failure, slot, uplink))
 
     return done
 
@@ -506,6 +679,7 @@ class _ControlPublish:
     payload: bytes
     future: asyncio.Future[str | None]
     completion: CompletionCallback
+    properties: UserProperties
 
 
 def _settle_from_thread(loop: asyncio.AbstractEventLoop, future: asyncio.Future[str | None]) -> CompletionCallback:

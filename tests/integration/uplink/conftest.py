@@ -49,6 +49,7 @@ class Received:
     topic: str
     payload: bytes
     at: float
+    properties: dict[str, str] = field(default_factory=dict)  # MQTT 5 user properties
 
 
 @dataclass
@@ -67,7 +68,8 @@ class Subscriber:
     def _on_publish(self, data: Any) -> None:
         packet = data.publish_packet
         with self._lock:
-            self.messages.append(Received(packet.topic, bytes(packet.payload), time.monotonic()))
+            properties = {prop.name: prop.value for prop in packet.user_properties or ()}
+            self.messages.append(Received(packet.topic, bytes(packet.payload), time.monotonic(), properties))
 
     async def start(self) -> None:
         connected = threading.Event()

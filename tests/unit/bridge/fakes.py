@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bridge_container.mqtt.port import ClientCallbacks, CompletionCallback, InboundMessage, MqttClient
+from bridge_container.mqtt.port import ClientCallbacks, CompletionCallback, InboundMessage, MqttClient, UserProperties
 from bridge_container.states import ConnectionState
 
 WRITE_FAILED = "AWS_IO_SOCKET_CLOSED"  # any failure name
@@ -21,6 +21,9 @@ class FakeClient:
     hold_completions: bool = False  # keep completions until release(), like a CRT thread that lags
     held: list[CompletionCallback] = field(default_factory=list)
     published: list[tuple[str, bytes]] = field(default_factory=list)
+    properties: list[UserProperties | None] = field(default_factory=list)  # of each publish, in order
+    qos: list[int] = field(default_factory=list)  # of each publish, in order
+    failure_name: str | None = None
     control: list[tuple[str, bytes]] = field(default_factory=list)
     subscriptions: list[str] = field(default_factory=list)
     _state: ConnectionState = ConnectionState.DEACTIVATED
@@ -45,20 +48,35 @@ class FakeClient:
     async def subscribe(self, topic_filter: str) -> None:
         self.subscriptions.append(topic_filter)
 
-    def publish_nowait(self, topic: str, payload: bytes, on_done: CompletionCallback) -> None:
+    def publish_nowait(
+        self,
+        topic: str,
+        payload: bytes,
+        on_done: CompletionCallback,
+        properties: UserProperties | None = None,
+        qos: int = 0,
+    ) -> None:
         if self.fail_publishes or self._state is not ConnectionState.OPENED:
             on_done(WRITE_FAILED)
             return
         self.published.append((topic, payload))
+        self.properties.append(properties)
+        self.qos.append(qos)
         if self.hold_completions:
             self.held.append(on_done)
             return
         on_done(None)
 
-    def release(self) -> None:
+    def release(self, failure: str | None = None) -> None:
+        """Complete the held publishes, with ``failure`` (a failure name) or as written/acknowledged."""
         held, self.held = self.held, []
         for on_done in held:
-            on_done(None)
+            on_done(failure)
+
+    def drop(self, reason: str) -> None:
+        """The connection drops for ``reason``, as the adapter reports it."""
+        self.failure_name = reason
+        self.move_to(ConnectionState.CLOSED)
 
     def deliver(self, topic: str, payload: bytes) -> None:
         self.callbacks.on_message(InboundMessage(topic, payload))

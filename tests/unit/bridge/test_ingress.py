@@ -15,6 +15,7 @@ import pytest
 from bridge_container.exceptions import PoolClosedError
 from bridge_container.ingress.pipeline import IngressResult, UplinkIngress
 from bridge_container.metrics import UplinkMetrics, new_registry
+from bridge_container.mqtt.port import UserProperties
 from bridge_container.registration import NullRegistrar
 from bridge_domain.connection import ConnectionConfiguration
 from tests.metrics import sample_value
@@ -33,6 +34,7 @@ class Sink:
 
     capacity: int = 100
     items: list[tuple[str, bytes]] = field(default_factory=list)
+    properties: list[UserProperties] = field(default_factory=list)  # of each item, in order
     closed: bool = False
 
     @property
@@ -43,18 +45,20 @@ class Sink:
     def depth(self) -> int:
         return len(self.items)
 
-    def submit(self, topic: str, payload: bytes) -> bool:
+    def submit(self, topic: str, payload: bytes, properties: UserProperties = ()) -> bool:
         if self.closed:
             raise PoolClosedError("stopped")
         if self.free < 1:
             return False
         self.items.append((topic, payload))
+        self.properties.append(properties)
         return True
 
-    def submit_many(self, items: list[tuple[str, bytes]], count: int) -> bool:
+    def submit_many(self, items: list[tuple[str, bytes, UserProperties]], count: int) -> bool:
         if self.free < count:
             return False
-        self.items.extend(items)
+        self.items.extend((topic, payload) for topic, payload, _ in items)
+        self.properties.extend(properties for _, _, properties in items)
         return True
 
 
@@ -425,3 +429,14 @@ async def test_null_registrar_observes_nothing() -> None:
     ingress, sink, _, _ = build()
     assert (await ingress.handle("thingpark", thingpark_body())).status == 202
     assert len(sink.items) == 1
+
+
+async def test_each_uplink_hands_its_user_properties_to_the_pool() -> None:
+    ingress, sink, _, _ = build()
+    await ingress.handle("tts", orjson.dumps(tts_uplink()), authorization=TTS_TOKEN.encode())
+    batch = orjson.dumps([chirpstack_up("70B3D57ED0000002")])
+    await ingress.handle("batch", batch, authorization=b"Bearer " + BATCH_TOKEN.encode())
+    assert [dict(properties) for properties in sink.properties] == [
+        {"DevEUI": DEV_EUI, "LnsKind": "tts", "EventType": "uplink", "FPort": "4"},
+        {"DevEUI": "70B3D57ED0000002", "LnsKind": "chirpstack", "EventType": "uplink", "FPort": "3"},
+    ]

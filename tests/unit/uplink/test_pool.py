@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from bridge_container.exceptions import PoolClosedError, PublishError
 from bridge_container.metrics import UplinkMetrics, new_registry
-from bridge_container.mqtt.port import InboundMessage
+from bridge_container.mqtt.port import InboundMessage, UserProperties
 from bridge_container.mqtt.subscriptions import topic_matches
 from bridge_container.states import ConnectionState
 from bridge_container.uplink import pool as pool_module
@@ -38,6 +38,11 @@ def sent(start: int, stop: int, prefix: str = "t") -> list[tuple[str, bytes]]:
     """The uplinks ``<prefix>/<start>`` .. ``<prefix>/<stop - 1>`` as the tests submit them (``up/`` carry ``u``)."""
     payload = b"u" if prefix == "up" else b"x"
     return [(f"{prefix}/{index}", payload) for index in range(start, stop)]
+
+
+def batch(uplinks: list[tuple[str, bytes]]) -> list[tuple[str, bytes, UserProperties]]:
+    """``uplinks`` as ``submit_many`` takes them, without user properties of their own."""
+    return [(topic, payload, ()) for topic, payload in uplinks]
 
 
 async def settle(condition: Callable[[], bool], timeout_secs: float = 2.0) -> None:
@@ -174,7 +179,7 @@ async def test_stop_keeping_the_buffer_hands_it_to_the_next_pool(factory: FakeFa
     first.submit("t/1", b"1")
     first.submit("t/2", b"2")
     kept = await first.stop(keep_buffer=True)
-    assert [topic for topic, _, _ in kept] == ["t/1", "t/2"]
+    assert [topic for topic, *_ in kept] == ["t/1", "t/2"]
 
     successor_factory = FakeFactory()
     successor, _ = make_pool(successor_factory)
@@ -357,7 +362,7 @@ async def test_adopted_uplinks_go_first_and_those_that_do_not_fit_are_counted_re
     factory.start_states = dict.fromkeys(range(3), ConnectionState.OPENING)
     pool, registry = make_pool(factory, buffer_size=3)
     assert pool.submit("t/own", b"x")
-    assert pool.adopt([("t/1", b"1", 0.0), ("t/2", b"2", 0.0), ("t/3", b"3", 0.0)]) == 1
+    assert pool.adopt([("t/1", b"1", 0.0, ()), ("t/2", b"2", 0.0, ()), ("t/3", b"3", 0.0, ())]) == 1
     async with pool:
         factory.clients[0].move_to(ConnectionState.OPENED)
         await settle(lambda: pool.depth == 0)
@@ -370,15 +375,15 @@ async def test_a_batch_is_buffered_whole_or_not_at_all(factory: FakeFactory) -> 
     pool, _ = make_pool(factory, buffer_size=3)
     async with pool:
         assert pool.submit("t/0", b"x")
-        assert not pool.submit_many(sent(1, 4), 3)
+        assert not pool.submit_many(batch(sent(1, 4)), 3)
         assert pool.depth == 1
-        assert pool.submit_many(sent(1, 3), 2)
+        assert pool.submit_many(batch(sent(1, 3)), 2)
         assert pool.depth == 3
         factory.clients[1].move_to(ConnectionState.OPENED)
         await settle(lambda: pool.depth == 0)
         await pool.stop()
         with pytest.raises(PoolClosedError, match=r"^connection default is stopped$"):
-            pool.submit_many(sent(0, 1), 1)
+            pool.submit_many(batch(sent(0, 1)), 1)
     assert factory.clients[1].published == sent(0, 3)
 
 
@@ -486,7 +491,7 @@ async def test_drain_counts_what_is_buffered_and_what_is_in_flight_at_its_deadli
 async def test_a_pool_stopped_before_it_started_hands_back_its_buffer(factory: FakeFactory) -> None:
     pool, _ = make_pool(factory)
     assert pool.submit("t/1", b"x")
-    assert [topic for topic, _, _ in await pool.stop(keep_buffer=True)] == ["t/1"]
+    assert [topic for topic, *_ in await pool.stop(keep_buffer=True)] == ["t/1"]
     assert factory.clients == []
 
 
@@ -565,7 +570,7 @@ async def test_a_full_buffer_adopts_nothing(factory: FakeFactory) -> None:
     factory.start_states = dict.fromkeys(range(3), ConnectionState.OPENING)
     pool, registry = make_pool(factory, buffer_size=1)
     assert pool.submit("t/own", b"x")
-    assert pool.adopt([("t/1", b"1", 0.0), ("t/2", b"2", 0.0)]) == 2
+    assert pool.adopt([("t/1", b"1", 0.0, ()), ("t/2", b"2", 0.0, ())]) == 2
     assert pool.depth == 1
     assert sample_value(registry, "bridge_uplinks_dropped_total", {"connection": CONNECTION, "reason": "replaced"}) == 2
 
@@ -656,7 +661,7 @@ async def test_uplinks_beyond_one_turn_follow_at_once(factory: FakeFactory) -> N
     factory.start_states = {0: ConnectionState.OPENING}
     pool, _ = make_pool(factory, size=1, buffer_size=count)
     async with pool:
-        assert pool.submit_many(sent(0, count), count)
+        assert pool.submit_many(batch(sent(0, count)), count)
         factory.clients[0].move_to(ConnectionState.OPENED)
         await settle(lambda: len(factory.clients[0].published) == count, timeout_secs=0.5)  # no pause between turns
 
