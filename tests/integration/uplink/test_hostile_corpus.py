@@ -379,4 +379,4 @@ async def test_every_hostile_request_is_refused_with_a_4xx_and_nothing_is_publis
     assert sorted(bridge_topics) == sorted([uplink_topic, sent_topic, uplink_topic])
     registry = bridge.service.registry
     assert sample_value(registry, "bridge_uplinks_accepted_total") == 2
-    assert sample_value(registry, "bridge_uplinks_published_total") == 2
+    assert sample_value(registry, "bridge_uplinks_written_total") == 2

@@ -111,6 +111,25 @@ def test_uplink_rate_cannot_exceed_what_the_pool_may_publish(document: dict[str,
     assert paths(caught.value) == {"configuration.uplinkRatePerSec"}
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("uplinkQos", 2), ("uplinkQos", "1"), ("uplinkTimeValidity", 0), ("uplinkTimeValidity", 86_401)],
+)
+def test_uplink_delivery_options_out_of_range_are_named(document: dict[str, Any], field: str, value: object) -> None:
+    document["configuration"][field] = value
+    with pytest.raises(ConfigError) as caught:
+        parse_connection(document)
+    assert paths(caught.value) == {f"configuration.{field}"}
+
+
+def test_uplink_delivery_options_default_to_qos0_without_a_time_limit(document: dict[str, Any]) -> None:
+    configuration = parse_connection(document).configuration
+    assert (configuration.uplink_qos, configuration.uplink_time_validity) == (0, None)
+    document["configuration"].update(uplinkQos=1, uplinkTimeValidity=600)
+    configuration = parse_connection(document).configuration
+    assert (configuration.uplink_qos, configuration.uplink_time_validity) == (1, 600)
+
+
 def test_uplink_topics_must_not_match_the_downlink_filter(document: dict[str, Any]) -> None:
     document["configuration"]["downlinkTopicPattern"] = "tpx/things/{DevEUI}/uplink"
     with pytest.raises(ConfigError) as caught:
