@@ -40,10 +40,10 @@ class DiscardingSink:
     free = 1_000_000_000
     depth = 0
 
-    def submit(self, topic: str, payload: bytes, properties: UserProperties = ()) -> bool:
+    def submit(self, topic: str, payload: bytes, properties: UserProperties = (), waiter: Any = None) -> bool:
         return True
 
-    def submit_many(self, items: list[tuple[str, bytes, UserProperties]], count: int) -> bool:
+    def submit_many(self, items: list[tuple[str, bytes, UserProperties]], count: int, waiters: Any = None) -> bool:
         return True
 
 

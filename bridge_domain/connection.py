@@ -126,6 +126,11 @@ class ConnectionConfiguration(DocumentModel):
         description="MQTT QoS of uplinks: 0 (at most once, as the seed) or 1 (at least once: published on PUBACK, "
         "published again after a reconnect with the same MessageId).",
     )
+    delivery_ack: Literal["accepted", "published"] = Field(
+        default="accepted",
+        description="When the LNS gets its 2xx: 'accepted' (in the bridge's buffer) or 'published' (after the "
+        "broker's PUBACK; needs uplinkQos 1).",
+    )
     uplink_time_validity: int | None = Field(
         default=None,
         ge=1,
@@ -249,6 +254,8 @@ class ConnectionConfiguration(DocumentModel):
                 "(AWS IoT discards publishes beyond the per-connection limit)",
                 self.uplink_rate_per_sec,
             )
+        if self.delivery_ack == "published" and self.uplink_qos != 1:
+            add("deliveryAck", "'published' needs uplinkQos 1: QoS 0 publishes are not acknowledged", self.delivery_ack)
         if (self.access_key_id is None) != (self.secret_access_key is None):
             field = "secretAccessKey" if self.secret_access_key is None else "accessKeyId"
             add(field, "accessKeyId and secretAccessKey go together", None)

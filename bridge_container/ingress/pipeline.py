@@ -12,10 +12,11 @@ answer bodies of the common cases are constants.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hmac
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Final, Protocol
@@ -53,6 +54,9 @@ BATCH_MEDIA_TYPES: Final = frozenset({b"application/json", b"application/x-ndjso
 MAX_RETRY_AFTER_SECS: Final = 60
 BATCH_ISSUES_SHOWN: Final = 20
 ACCEPTED_ONE: Final = b'{"accepted":1}'
+# deliveryAck 'published': how long a request waits for the broker's PUBACK before it is answered 503 (the LNS
+# retries; the uplink may still be published, so consumers see it at least once). Below the LNSs' own timeouts.
+PUBLISHED_ACK_TIMEOUT_SECS: Final = 10.0
 ACKNOWLEDGED: Final = b'{"accepted":0}'
 
 ReportHandler = Callable[[str, dict[str, Any]], Awaitable[bool]]
@@ -69,9 +73,20 @@ class UplinkSink(Protocol):
     @property
     def depth(self) -> int: ...
 
-    def submit(self, topic: str, payload: bytes, properties: UserProperties = ()) -> bool: ...
+    def submit(
+        self,
+        topic: str,
+        payload: bytes,
+        properties: UserProperties = (),
+        waiter: asyncio.Future[str | None] | None = None,
+    ) -> bool: ...
 
-    def submit_many(self, items: list[tuple[str, bytes, UserProperties]], count: int) -> bool: ...
+    def submit_many(
+        self,
+        items: list[tuple[str, bytes, UserProperties]],
+        count: int,
+        waiters: Sequence[asyncio.Future[str | None]] | None = None,
+    ) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +96,8 @@ class IngressResult:
     status: int
     body: bytes
     retry_after_secs: int | None = None
+    # deliveryAck 'published': the outcomes to wait for before this answer goes out (see UplinkIngress.handle).
+    pending: tuple[asyncio.Future[str | None], ...] | None = None
 
 
 def error_result(status: int, reason: str, message: str, retry_after_secs: int | None = None) -> IngressResult:
@@ -152,6 +169,7 @@ class UplinkIngress:
         self._now = now
         self._renderer = UplinkRenderer(config.uplink_pattern, config.uplink_document)
         self._rate_per_sec = config.uplink_rate_per_sec
+        self._ack_published = config.delivery_ack == "published"
         thingpark_settings = config.lns_of_kind("thingpark")
         chirpstack_settings = config.lns_of_kind("chirpstack")
         tts_settings = config.lns_of_kind("tts")
@@ -178,26 +196,48 @@ class UplinkIngress:
     async def handle(
         self, lns: str, body: bytes, *, query: bytes = b"", authorization: bytes | None = None
     ) -> IngressResult:
-        """Answer one request to ``/uplinks/{lns}``."""
+        """Answer one request to ``/uplinks/{lns}``; with ``deliveryAck: published``, once the broker has them."""
         try:
             if self.draining:
                 raise PoolClosedError("draining")
             if lns == "thingpark":
                 answer = self._thingpark_request(body, query)
-                return answer if isinstance(answer, IngressResult) else await self._thingpark_report(*answer)
-            if lns == "chirpstack":
-                return self._chirpstack_request(body, query, authorization)
-            if lns == "tts":
-                return self._tts_request(body, authorization)
-            if lns == "batch":
-                return self._batch_request(body, authorization)
+                result = answer if isinstance(answer, IngressResult) else await self._thingpark_report(*answer)
+            elif lns == "chirpstack":
+                result = self._chirpstack_request(body, query, authorization)
+            elif lns == "tts":
+                result = self._tts_request(body, authorization)
+            elif lns == "batch":
+                result = self._batch_request(body, authorization)
+            else:
+                return error_result(404, "unknown_lns", f"unknown LNS {lns!r}; use one of {', '.join(LNS_KINDS)}")
+            return result if result.pending is None else await self._published(lns, result)
         except IngressError as exc:
             self._metrics.rejected.labels(self.connection_id, lns, exc.reason).inc()
             return refusal(exc)
         except PoolClosedError:
             self._metrics.rejected.labels(self.connection_id, lns, "stopping").inc()
             return error_result(503, "stopping", "the bridge is shutting down; retry on another task", 1)
-        return error_result(404, "unknown_lns", f"unknown LNS {lns!r}; use one of {', '.join(LNS_KINDS)}")
+
+    async def _published(self, lns: str, result: IngressResult) -> IngressResult:
+        """``result`` once every uplink it accepted is acknowledged by the broker, else 503 ``not_published``."""
+        pending = result.pending or ()
+        try:
+            async with asyncio.timeout(PUBLISHED_ACK_TIMEOUT_SECS):
+                # shield: a request given up on (client gone, timeout) leaves the pool's futures to the pool.
+                outcomes = await asyncio.gather(*(asyncio.shield(waiter) for waiter in pending))
+        except TimeoutError:
+            outcomes = ["timeout" if not waiter.done() else waiter.result() for waiter in pending]
+        failed = [outcome for outcome in outcomes if outcome is not None]
+        if not failed:
+            return IngressResult(result.status, result.body)
+        self._metrics.rejected.labels(self.connection_id, lns, "not_published").inc()
+        return error_result(
+            503,
+            "not_published",
+            f"{len(failed)} of {len(pending)} uplinks were not acknowledged by the broker ({failed[0]}); retry",
+            1,
+        )
 
     # --- per LNS ---------------------------------------------------------------------------------------------
     def _thingpark_request(self, body: bytes, query: bytes) -> IngressResult | tuple[str, dict[str, Any]]:
@@ -315,22 +355,31 @@ class UplinkIngress:
                     }
                 ),
             )
-        if not self._sink.submit_many(items, len(items)):
+        waiters = [self._new_waiter() for _ in items] if self._ack_published else None
+        if not self._sink.submit_many(items, len(items), waiters):
             return self._buffer_full("batch", len(items))
         self._accepted["batch"].inc(len(items))
         observe = self._registrar.observe
         for dev_eui in dev_euis:
             observe(dev_eui)
-        return IngressResult(202, b'{"accepted":%d}' % len(items))
+        pending = tuple(waiter for waiter in waiters if waiter is not None) if waiters is not None else None
+        return IngressResult(202, b'{"accepted":%d}' % len(items), pending=pending)
 
     # --- shared ----------------------------------------------------------------------------------------------
     def _accept(self, record: UplinkRecord, lns: str) -> IngressResult:
         renderer = self._renderer
-        if not self._sink.submit(renderer.topic(record), renderer.document(record), record.user_properties()):
+        waiter = self._new_waiter() if self._ack_published else None
+        if not self._sink.submit(renderer.topic(record), renderer.document(record), record.user_properties(), waiter):
             return self._buffer_full(lns, 1)
         self._accepted[lns].inc()
         self._registrar.observe(record.dev_eui)
-        return IngressResult(202, ACCEPTED_ONE)
+        return (
+            IngressResult(202, ACCEPTED_ONE) if waiter is None else IngressResult(202, ACCEPTED_ONE, pending=(waiter,))
+        )
+
+    @staticmethod
+    def _new_waiter() -> asyncio.Future[str | None]:
+        return asyncio.get_running_loop().create_future()
 
     def _buffer_full(self, lns: str, count: int) -> IngressResult:
         self._metrics.rejected.labels(self.connection_id, lns, "buffer_full").inc(count)

@@ -85,8 +85,12 @@ DROP_STALE: Final = "stale"
 # Adapter failures of a QoS 1 publish that mean the connection went away before its PUBACK: published again.
 _RETRY_MARKERS: Final = ("OFFLINE_QUEUE", "DISCONNECT", "CONNECTION", "SOCKET", "TIMEOUT", "USER_REQUESTED_STOP")
 
-Uplink = tuple[str, bytes, float, UserProperties]
-"""A buffered uplink: topic, payload, monotonic time of acceptance, user properties (``MessageId`` first)."""
+Waiter = asyncio.Future[str | None]
+"""Settled once an uplink's fate is known: None when published, else the reason it was dropped."""
+
+Uplink = tuple[str, bytes, float, UserProperties, Waiter | None]
+"""A buffered uplink: topic, payload, monotonic time of acceptance, user properties (``MessageId`` first), and the
+future its LNS request waits on (``deliveryAck: published``) or None."""
 
 Completion = tuple[float, float, str | None, int, Uplink]
 """A completed publish: accepted at, completed at (monotonic), failure name or None, client slot, the uplink."""
@@ -162,6 +166,7 @@ class MqttPool:
         self._reaped = 0
         self._reap_needed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._started = False
         budget = settings.budget
@@ -217,6 +222,7 @@ class MqttPool:
         if self._started:
             return
         self._started = True
+        self._loop = asyncio.get_running_loop()
         self._clients = [
             self._factory(slot, ClientCallbacks(self._on_client_state, functools.partial(self._on_message, slot)))
             for slot in range(self.settings.size)
@@ -251,6 +257,7 @@ class MqttPool:
         remaining = list(self._buffer)
         self._buffer.clear()
         if remaining and not keep_buffer:
+            _settle_waiters(remaining, DROP_SHUTDOWN)
             self._dropped.labels(self.connection_id, DROP_SHUTDOWN).inc(len(remaining))
             logger.warning("connection %s: %d buffered uplinks dropped at stop", self.connection_id, len(remaining))
         self.subscriptions.close()
@@ -292,15 +299,16 @@ class MqttPool:
         """A new ``MessageId`` user property: the pool's random prefix and a counter."""
         return UserProperty(MESSAGE_ID_PROPERTY, f"{self._id_prefix}{next(self._ids)}")
 
-    def submit(self, topic: str, payload: bytes, properties: UserProperties = ()) -> bool:
+    def submit(self, topic: str, payload: bytes, properties: UserProperties = (), waiter: Waiter | None = None) -> bool:
         """Enqueue one uplink; False when the buffer is full. Raises :class:`PoolClosedError` once stopped.
 
-        ``properties`` are its MQTT 5 user properties; the pool puts a ``MessageId`` before them.
+        ``properties`` are its MQTT 5 user properties; the pool puts a ``MessageId`` before them. ``waiter`` is
+        settled when the uplink is published (None) or dropped (the reason).
         """
         if self._closed:
             raise PoolClosedError(f"connection {self.connection_id} is stopped")
         buffer = self._buffer
-        uplink = (topic, payload, self._clock(), (self.message_id(), *properties))
+        uplink = (topic, payload, self._clock(), (self.message_id(), *properties), waiter)
         if not buffer and self._opened and self._publish_now(uplink):
             return True
         if len(buffer) >= self._capacity:
@@ -313,7 +321,7 @@ class MqttPool:
         """With nothing queued ahead and a grant at hand, publish at once: no buffer, no dispatcher wake-up."""
         if self._control or self._sent - self._reaped >= self._max_in_flight:
             return False  # feedback waiting for a grant goes first
-        topic, payload, now, _ = uplink
+        topic, payload, now, _, _ = uplink
         limiter = self._limiter
         if limiter is not None and limiter.aggregate_wait(now) > 0.0:
             return False
@@ -329,19 +337,30 @@ class MqttPool:
         qos = self._qos
         if qos:
             self._unacked[slot] += 1
-        callback = _completion(self._completions, self._clock, slot, uplink)
+        if uplink[4] is None:
+            callback = _completion(self._completions, self._clock, slot, uplink)
+        else:  # an LNS request waits for it: reaped at once rather than at the next reap interval
+            callback = _completion_waking(self._completions, self._clock, slot, uplink, self._wake_reaper)
         self._clients[slot].publish_nowait(uplink[0], uplink[1], callback, uplink[3], qos)
 
-    def submit_many(self, items: Iterable[tuple[str, bytes, UserProperties]], count: int) -> bool:
+    def submit_many(
+        self,
+        items: Iterable[tuple[str, bytes, UserProperties]],
+        count: int,
+        waiters: Iterable[Waiter | None] | None = None,
+    ) -> bool:
         """Enqueue ``count`` uplinks (topic, payload, user properties) all together, or none (False) if they do not
-        all fit."""
+        all fit; ``waiters``, one per item, as :meth:`submit` takes them."""
         if self._closed:
             raise PoolClosedError(f"connection {self.connection_id} is stopped")
         if count > self._capacity - len(self._buffer):
             return False
         now = self._clock()
         new_id = self.message_id
-        self._buffer.extend((topic, payload, now, (new_id(), *properties)) for topic, payload, properties in items)
+        self._buffer.extend(
+            (topic, payload, now, (new_id(), *properties), waiter)
+            for (topic, payload, properties), waiter in zip(items, waiters or itertools.repeat(None), strict=False)
+        )
         self._kick()
         return True
 
@@ -351,6 +370,7 @@ class MqttPool:
         self._buffer.extendleft(reversed(fitting))
         overflow = len(uplinks) - len(fitting)
         if overflow:
+            _settle_waiters(uplinks[len(fitting) :], DROP_REPLACED)
             self._dropped.labels(self.connection_id, DROP_REPLACED).inc(overflow)
         self._kick()
         return overflow
@@ -408,6 +428,7 @@ class MqttPool:
                 uplink = buffer[0]
                 if max_age is not None and now - uplink[2] > max_age:
                     buffer.popleft()  # older than uplinkTimeValidity: dropped, not published late
+                    _settle_waiters((uplink,), DROP_STALE)
                     stale += 1
                     continue
                 size = len(uplink[0]) + len(uplink[1])
@@ -501,20 +522,27 @@ class MqttPool:
             reaped += 1
             if qos:
                 unacked[slot] -= 1
+            waiter = uplink[4]
             if failure is None:
                 observe(completed_at - accepted_at)
                 if qos:
                     acked += 1
+                    if waiter is not None and not waiter.done():
+                        waiter.set_result(None)
                 else:
                     written[slot] = written.get(slot, 0) + 1
             elif qos and failure.startswith(PUBACK_FAILURE_PREFIX):
                 refused[failure] = refused.get(failure, 0) + 1
                 first_error = first_error or failure
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(failure.lower())
             elif qos and any(marker in failure for marker in _RETRY_MARKERS):
                 again.append(uplink)
             else:
                 failed += 1
                 first_error = first_error or failure
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(DROP_PUBLISH_FAILED)
         self._reaped += reaped
         if acked:
             self._published.inc(acked)
@@ -551,6 +579,12 @@ class MqttPool:
                 first_error,
             )
             self._failure_logged = True
+
+    def _wake_reaper(self) -> None:
+        """From an adapter thread: reap on the loop now (a waiting LNS request is answered without delay)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._reap)
 
     def _settle(self, slot: int, at_risk_reason: str | None, before: float = float("inf")) -> None:
         """Count slot ``slot``'s settling QoS 0 writes up to ``before``: published, or at risk for the reason."""
@@ -671,6 +705,28 @@ def _completion(
         _append((uplink[2], clock(), failure, slot, uplink))
 
     return done
+
+
+def _completion_waking(
+    completions: deque[Completion], clock: Callable[[], float], slot: int, uplink: Uplink, wake: Callable[[], None]
+) -> CompletionCallback:
+    # As _completion, then wakes the loop: an LNS request is waiting for this outcome. Only the first completion of
+    # a run wakes it (one reap takes them all); one that slips past a reap in progress waits for the next interval.
+    def done(failure: str | None) -> None:
+        first = not completions
+        completions.append((uplink[2], clock(), failure, slot, uplink))
+        if first:
+            wake()
+
+    return done
+
+
+def _settle_waiters(uplinks: Iterable[Uplink], reason: str) -> None:
+    """Tell the LNS requests waiting on ``uplinks`` that they were dropped for ``reason``."""
+    for uplink in uplinks:
+        waiter = uplink[4]
+        if waiter is not None and not waiter.done():
+            waiter.set_result(reason)
 
 
 @dataclass(frozen=True, slots=True)

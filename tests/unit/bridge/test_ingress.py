@@ -45,7 +45,7 @@ class Sink:
     def depth(self) -> int:
         return len(self.items)
 
-    def submit(self, topic: str, payload: bytes, properties: UserProperties = ()) -> bool:
+    def submit(self, topic: str, payload: bytes, properties: UserProperties = (), waiter: Any = None) -> bool:
         if self.closed:
             raise PoolClosedError("stopped")
         if self.free < 1:
@@ -54,7 +54,7 @@ class Sink:
         self.properties.append(properties)
         return True
 
-    def submit_many(self, items: list[tuple[str, bytes, UserProperties]], count: int) -> bool:
+    def submit_many(self, items: list[tuple[str, bytes, UserProperties]], count: int, waiters: Any = None) -> bool:
         if self.free < count:
             return False
         self.items.extend((topic, payload) for topic, payload, _ in items)

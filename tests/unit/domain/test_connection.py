@@ -130,6 +130,15 @@ def test_uplink_delivery_options_default_to_qos0_without_a_time_limit(document: 
     assert (configuration.uplink_qos, configuration.uplink_time_validity) == (1, 600)
 
 
+def test_delivery_ack_published_needs_qos1(document: dict[str, Any]) -> None:
+    document["configuration"]["deliveryAck"] = "published"
+    with pytest.raises(ConfigError) as caught:
+        parse_connection(document)
+    assert paths(caught.value) == {"configuration.deliveryAck"}
+    document["configuration"]["uplinkQos"] = 1
+    assert parse_connection(document).configuration.delivery_ack == "published"
+
+
 def test_uplink_topics_must_not_match_the_downlink_filter(document: dict[str, Any]) -> None:
     document["configuration"]["downlinkTopicPattern"] = "tpx/things/{DevEUI}/uplink"
     with pytest.raises(ConfigError) as caught:

@@ -362,7 +362,7 @@ async def test_adopted_uplinks_go_first_and_those_that_do_not_fit_are_counted_re
     factory.start_states = dict.fromkeys(range(3), ConnectionState.OPENING)
     pool, registry = make_pool(factory, buffer_size=3)
     assert pool.submit("t/own", b"x")
-    assert pool.adopt([("t/1", b"1", 0.0, ()), ("t/2", b"2", 0.0, ()), ("t/3", b"3", 0.0, ())]) == 1
+    assert pool.adopt([("t/1", b"1", 0.0, (), None), ("t/2", b"2", 0.0, (), None), ("t/3", b"3", 0.0, (), None)]) == 1
     async with pool:
         factory.clients[0].move_to(ConnectionState.OPENED)
         await settle(lambda: pool.depth == 0)
@@ -570,7 +570,7 @@ async def test_a_full_buffer_adopts_nothing(factory: FakeFactory) -> None:
     factory.start_states = dict.fromkeys(range(3), ConnectionState.OPENING)
     pool, registry = make_pool(factory, buffer_size=1)
     assert pool.submit("t/own", b"x")
-    assert pool.adopt([("t/1", b"1", 0.0, ()), ("t/2", b"2", 0.0, ())]) == 2
+    assert pool.adopt([("t/1", b"1", 0.0, (), None), ("t/2", b"2", 0.0, (), None)]) == 2
     assert pool.depth == 1
     assert sample_value(registry, "bridge_uplinks_dropped_total", {"connection": CONNECTION, "reason": "replaced"}) == 2
 

@@ -202,3 +202,38 @@ async def test_uplinks_older_than_their_time_validity_are_dropped_not_published_
         await settle(lambda: pool.depth == 0)
     assert factory.clients[0].published == [("t/young", b"x")]
     assert count(registry, "bridge_uplinks_dropped_total", reason="stale") == 1
+
+
+# --- deliveryAck: published ------------------------------------------------------------------------------------------
+async def test_a_waiting_request_learns_that_its_uplink_was_acknowledged_or_why_not(
+    factory: FakeFactory, clock: FakeClock
+) -> None:
+    pool, _ = make_pool(factory, clock, qos=1)
+    loop = asyncio.get_running_loop()
+    acknowledged, refused, stopped = loop.create_future(), loop.create_future(), loop.create_future()
+    async with pool:
+        client = factory.clients[0]
+        client.hold_completions = True
+        assert pool.submit("t/1", b"x", (), acknowledged)
+        await settle(lambda: len(client.published) == 1)
+        assert not acknowledged.done()
+        client.release()
+        assert await asyncio.wait_for(acknowledged, 1.0) is None
+        assert pool.submit("t/2", b"x", (), refused)
+        await settle(lambda: len(client.published) == 2)
+        client.release("PUBACK_NOT_AUTHORIZED")
+        assert await asyncio.wait_for(refused, 1.0) == "puback_not_authorized"
+        client.move_to(ConnectionState.OPENING)
+        assert pool.submit("t/3", b"x", (), stopped)
+    assert stopped.result() == "shutdown"
+
+
+async def test_a_waiting_request_learns_that_its_uplink_went_stale(factory: FakeFactory, clock: FakeClock) -> None:
+    factory.start_states = {0: ConnectionState.OPENING}
+    pool, _ = make_pool(factory, clock, qos=1, max_age_secs=5.0)
+    waiter = asyncio.get_running_loop().create_future()
+    async with pool:
+        assert pool.submit("t/1", b"x", (), waiter)
+        clock.now += 6.0
+        factory.clients[0].move_to(ConnectionState.OPENED)
+        assert await asyncio.wait_for(waiter, 1.0) == "stale"
