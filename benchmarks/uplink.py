@@ -15,6 +15,9 @@ Runs, each with its own subscriber (``mosquitto_sub`` on the broker's plain obse
 * ``ceiling_single`` / ``ceiling_batch``: the same bridge with ``BRIDGE_LIFT_RATE_LIMITS=1``, driven closed-loop by
   keep-alive connections with single POSTs, then with NDJSON batches: the delivered rate is the ceiling. These lift
   AWS's limits on purpose, so they publish to mosquitto's own mTLS listener, not through the stand-in.
+* ``qos1_published`` (``--runs qos1``): the seed run and both ceilings again with ``uplinkQos: 1`` and
+  ``deliveryAck: published``, so that each 202 waits for the broker's PUBACK: p50/p99 HTTP send → arrival at
+  ``--qos1-rate`` (1000/s), the bridge's CPU, and the ceilings (goals: ≥ 5,000 msg/s, p99 ≤ 30 ms).
 * ``raw_awscrt``: a bare awscrt MQTT 5 publisher (QoS 0, mTLS, the public API with futures), the baseline; and
   ``stand_in_overhead``: the same publisher through the stand-in's audit listener (the whole proxy path, rules
   counted but not applied), as fast as it goes and paced at ``--overhead-rate``, with the stand-in's CPU.
@@ -74,6 +77,8 @@ PER_CLIENT_RATE_PER_SEC = 100
 BUFFER_SIZE = 20_000
 HEADROOM_BUFFER_SIZE = 5_000  # fills within a 20-s run at 1500/s offered (~550/s more than the pace)
 BRIDGE_CPU_GOAL_CORES = 0.25
+QOS1_CEILING_GOAL_MSGS_PER_SEC = 5_000
+QOS1_P99_GOAL_MS = 30.0
 
 
 def paced_uplinks_per_sec(outbound_per_sec: float = UPLINK_RATE_PER_SEC) -> float:
@@ -98,8 +103,10 @@ def uplink_document(seq: int) -> bytes:
 
 
 def bridge_configuration(
-    broker: LocalBroker, cert: CertPair, port: int, buffer_size: int = BUFFER_SIZE
+    broker: LocalBroker, cert: CertPair, port: int, buffer_size: int = BUFFER_SIZE, *, published_ack: bool = False
 ) -> dict[str, Any]:
+    """The benchmark's connection; ``published_ack``: QoS 1 uplinks, each answered after its PUBACK."""
+    delivery = {"uplinkQos": 1, "deliveryAck": "published"} if published_ack else {}
     return {
         "connectorId": "actility-aws-iot",
         "name": "uplink benchmark",
@@ -118,6 +125,7 @@ def bridge_configuration(
             "registerThings": False,
             "downlinkEnabled": False,
             "batchIngressToken": BATCH_TOKEN,
+            **delivery,
         },
     }
 
@@ -306,6 +314,36 @@ def run_ceilings(
     return results[0], results[1]
 
 
+def run_qos1(
+    broker: LocalBroker, cert: CertPair, workdir: Path, rate: float, secs: float, ceiling_secs: float
+) -> dict[str, Any]:
+    """The seed run and the ceilings with QoS 1 uplinks answered after their PUBACK (``deliveryAck: published``)."""
+    config, ceiling_config = workdir / "connection-qos1.json", workdir / "connection-qos1-ceiling.json"
+    config.write_bytes(orjson.dumps(bridge_configuration(broker, cert, broker.ports.tls, published_ack=True)))
+    ceiling_config.write_bytes(
+        orjson.dumps(bridge_configuration(broker, cert, broker.ports.tls_unenforced, published_ack=True))
+    )
+    seed = run_seed(broker, config, workdir, rate, secs)
+    seed.pop("_series")
+    seed.pop("goals")
+    single, batch = run_ceilings(broker, ceiling_config, workdir, ceiling_secs)
+    single.pop("_series")
+    batch.pop("_series")
+    best_ceiling = max(single["achieved_msgs_per_sec"], batch["achieved_msgs_per_sec"])
+    return {
+        "at_rate": seed,
+        "ceiling_single": single,
+        "ceiling_batch": batch,
+        "goals": {
+            "lost": goal(seed["lost"], 0),
+            "violations": goal(seed["aws"]["violations"], 0),
+            "p99_ms": goal(seed["p99_ms"], QOS1_P99_GOAL_MS),
+            "ceiling_msgs_per_sec": goal(best_ceiling, QOS1_CEILING_GOAL_MSGS_PER_SEC, at_most=False),
+            "bridge_cpu_core_fraction": goal(seed["bridge_cpu_core_fraction"], BRIDGE_CPU_GOAL_CORES),
+        },
+    }
+
+
 def _raw_publisher(host: str, port: int, ca: str, cert: str, key: str, count: int, rate: float | None) -> None:
     """A bare awscrt MQTT 5 publisher, as an application would write one with the public API.
 
@@ -483,6 +521,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if "ceiling" in args.runs
                 else (dict(skipped), dict(skipped))
             )
+            qos1 = (
+                run_qos1(broker, bridge_cert, workdir, args.qos1_rate, args.seed_secs, args.ceiling_secs)
+                if "qos1" in args.runs
+                else {}
+            )
     series = {
         "seed rate (limits on)": seed.pop("_series"),
         f"{args.headroom_rate:g}/s offered (limits on)": headroom.pop("_series"),
@@ -499,6 +542,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "raw_awscrt_msgs_per_sec": raw["msgs_per_sec"],
         "stand_in_overhead": overhead,
         "ratio_ceiling_to_raw": round(best_ceiling / raw["msgs_per_sec"], 3) if raw["msgs_per_sec"] else None,
+        "qos1_published": qos1,
         "machine": {"cpus": os.cpu_count(), "load_average_1m_at_start": load_at_start},
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -520,8 +564,11 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--runs",
-        default="raw,overhead,seed,headroom,ceiling",
-        help="comma-separated subset of raw,overhead,seed,headroom,ceiling (default: all; overhead needs raw)",
+        default="raw,overhead,seed,headroom,ceiling,qos1",
+        help="comma-separated subset of raw,overhead,seed,headroom,ceiling,qos1 (default: all; overhead needs raw)",
+    )
+    parser.add_argument(
+        "--qos1-rate", type=float, default=1000.0, help="offered POSTs/s of the QoS 1 deliveryAck: published run"
     )
     args = parser.parse_args(argv)
     args.runs = set(args.runs.split(","))
@@ -537,6 +584,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for name in ("seed_rate", "headroom"):
         if "goals" in result[name]:
             print_goals(f"uplink {name}", result[name]["goals"])
+    if "goals" in result["qos1_published"]:
+        print_goals("uplink qos1_published", result["qos1_published"]["goals"])
     return result
 
 
