@@ -127,3 +127,28 @@ async def test_qos1_uplinks_reach_the_broker_at_least_once_across_a_broker_crash
     assert total(registry, "bridge_uplinks_dropped_total") == 0
     assert total(registry, "bridge_uplinks_republished_total") > 0  # the frozen broker's were published again
     assert total(registry, "bridge_uplinks_written_total") == 0
+
+
+async def test_uplinks_older_than_their_time_validity_after_an_outage_are_dropped_not_published_late(
+    private_broker: LocalBroker, pki: DevPki, subscribe: Callable[..., Any]
+) -> None:
+    registry = new_registry()
+    config = connection_for(private_broker, pki.client("bridge"), poolSize=1, uplinkTimeValidity=1).configuration
+    factory = CrtClientFactory(config, "stale", reconnect=FAST_RECONNECT)
+    async with make_pool(factory, config, registry) as pool:
+        await wait_until(lambda: pool.opened_clients == 1)
+        private_broker.kill()
+        await wait_until(lambda: pool.opened_clients == 0)
+        for index in range(20):  # accepted during the outage
+            assert pool.submit(f"stale/{index:04d}/uplink", b"{}")
+        await asyncio.sleep(1.5)  # older than uplinkTimeValidity by the time the broker is back
+        private_broker.start()
+        subscriber = await subscribe(private_broker, "stale/+/uplink")
+        await wait_until(lambda: pool.opened_clients == 1)
+        assert pool.submit("stale/fresh/uplink", b"{}")
+        await subscriber.wait_for(1)
+        assert await pool.drain(5.0) == 0
+        await asyncio.sleep(0.5)  # anything published late would arrive meanwhile
+        received = subscriber.snapshot()
+    assert [message.topic for message in received] == ["stale/fresh/uplink"]
+    assert sample_value(registry, "bridge_uplinks_dropped_total", {**LABELS, "reason": "stale"}) == 20
