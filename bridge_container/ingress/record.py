@@ -8,7 +8,7 @@ from typing import Any, Final, Literal
 import orjson
 
 from bridge_container.ingress.exceptions import BadUplinkError, PayloadTooLargeError
-from bridge_container.mqtt.port import UserProperties, UserProperty
+from bridge_container.mqtt.port import UserProperties, UserProperty, new_user_property
 from bridge_domain.exceptions import TopicError
 from bridge_domain.quotas import MAX_PAYLOAD_BYTES
 from bridge_domain.topics import DEV_EUI_FIELD, TopicPattern
@@ -25,8 +25,9 @@ LNS_KIND_PROPERTY: Final = "LnsKind"
 FPORT_PROPERTY: Final = "FPort"
 EVENT_TYPE_PROPERTY: Final = "EventType"
 UPLINK_EVENT: Final = "uplink"
-# The properties that repeat (LNS kind, event type) are made once, not per message.
+# The properties that repeat are made once, not per message: LNS kind and event type of uplinks, every FPort.
 _CONSTANT_PROPERTIES: dict[tuple[str, str], UserProperty] = {}
+_FPORT_PROPERTIES: Final = tuple(UserProperty(FPORT_PROPERTY, str(fport)) for fport in range(256))
 
 
 def constant_property(name: str, value: str) -> UserProperty:
@@ -36,6 +37,12 @@ def constant_property(name: str, value: str) -> UserProperty:
     if found is None:
         found = _CONSTANT_PROPERTIES[key] = UserProperty(name, value)
     return found
+
+
+_UPLINK_CONSTANTS: Final = {
+    lns: (constant_property(LNS_KIND_PROPERTY, lns), constant_property(EVENT_TYPE_PROPERTY, UPLINK_EVENT))
+    for lns in ("thingpark", "chirpstack", "tts")
+}
 
 
 @dataclass(slots=True)
@@ -76,14 +83,17 @@ class UplinkRecord:
         return None
 
     def user_properties(self, event: str = UPLINK_EVENT) -> UserProperties:
-        """``DevEUI``, ``LnsKind``, ``FPort`` (when it has one) and ``EventType`` of the record."""
-        common = (
-            UserProperty(DEV_EUI_PROPERTY, self.dev_eui),
-            constant_property(LNS_KIND_PROPERTY, self.lns),
-            constant_property(EVENT_TYPE_PROPERTY, event),
-        )
+        """``DevEUI``, ``LnsKind``, ``EventType`` and ``FPort`` (when it has one) of the record."""
+        constants = _UPLINK_CONSTANTS.get(self.lns) if event == UPLINK_EVENT else None
+        if constants is None:
+            constants = (constant_property(LNS_KIND_PROPERTY, self.lns), constant_property(EVENT_TYPE_PROPERTY, event))
+        dev_eui = new_user_property((DEV_EUI_PROPERTY, self.dev_eui))
         fport = self.fport
-        return common if fport is None else (*common, UserProperty(FPORT_PROPERTY, str(fport)))
+        if fport is None:
+            return (dev_eui, *constants)
+        if 0 <= fport < len(_FPORT_PROPERTIES):  # always, for a checked record (1-223)
+            return (dev_eui, *constants, _FPORT_PROPERTIES[fport])
+        return (dev_eui, *constants, new_user_property((FPORT_PROPERTY, str(fport))))
 
     def thingpark_form(self) -> dict[str, Any]:
         """The record as the inside of ThingPark's ``DevEUI_uplink`` document (fields it lacks are left out)."""

@@ -7,6 +7,7 @@ Threading contract: :class:`ClientCallbacks` always run on the asyncio loop; a :
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Literal, NamedTuple, Protocol
@@ -35,6 +36,10 @@ class UserProperty(NamedTuple):
 
 UserProperties = tuple[UserProperty, ...]
 """The user properties of one publish, in the order they are sent."""
+
+new_user_property: Callable[[tuple[str, str]], UserProperty] = functools.partial(tuple.__new__, UserProperty)
+"""``new_user_property((name, value))``: a :class:`UserProperty` without the named tuple's Python-level ``__new__``
+(about a third of its cost), for what is built per message."""
 
 NOT_STARTED: Literal["AWS_ERROR_UNKNOWN"] = "AWS_ERROR_UNKNOWN"
 """The failure name of a publish asked of a client that is not started (or already stopped)."""

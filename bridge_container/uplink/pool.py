@@ -50,6 +50,7 @@ from bridge_container.mqtt.port import (
     MqttClient,
     UserProperties,
     UserProperty,
+    new_user_property,
 )
 from bridge_container.mqtt.subscriptions import MessageHandler, Subscriptions
 from bridge_container.states import ConnectionState, pool_state
@@ -297,7 +298,7 @@ class MqttPool:
 
     def message_id(self) -> UserProperty:
         """A new ``MessageId`` user property: the pool's random prefix and a counter."""
-        return UserProperty(MESSAGE_ID_PROPERTY, f"{self._id_prefix}{next(self._ids)}")
+        return new_user_property((MESSAGE_ID_PROPERTY, f"{self._id_prefix}{next(self._ids)}"))
 
     def submit(self, topic: str, payload: bytes, properties: UserProperties = (), waiter: Waiter | None = None) -> bool:
         """Enqueue one uplink; False when the buffer is full. Raises :class:`PoolClosedError` once stopped.
