@@ -37,6 +37,9 @@ _CLOSE_REASONS: Final = {
     Reason.RESERVED_TOPIC: codec.REASON_NOT_AUTHORIZED,
     Reason.SUBSCRIPTION_LIMIT: codec.REASON_QUOTA_EXCEEDED,
 }
+# The packets the proxy reads (every other one passes as bytes): the rules' inputs, and the broker's PUBACKs that end
+# a client's unacknowledged QoS 1 publishes.
+_JUDGED: Final = frozenset({codec.PUBLISH, codec.PUBACK, codec.CONNECT, codec.SUBSCRIBE, codec.UNSUBSCRIBE})
 _CONNACK_REFUSALS: Final = {
     Reason.CONNECT_RATE: (codec.REASON_CONNECTION_RATE_EXCEEDED, codec.RETURN_SERVER_UNAVAILABLE),
     Reason.CLIENT_ID_TOO_LONG: (codec.REASON_CLIENT_ID_NOT_VALID, codec.RETURN_IDENTIFIER_REJECTED),
@@ -349,6 +352,8 @@ class Link:
     def _judge_outbound(self, kind: int, first_byte: int, body: memoryview) -> bool:
         if kind == codec.PUBLISH:
             return self._judge_publish(Direction.OUTBOUND, first_byte, body)
+        if kind == codec.PUBACK and len(body) >= 2:
+            self.rules.qos1_acknowledged(self.account, int.from_bytes(body[0:2], "big"))
         return True
 
     # --- both ways ---------------------------------------------------------------------------------------------
@@ -365,9 +370,7 @@ class Link:
                 body, end = split
                 first_byte = data[position]
                 kind = first_byte >> 4
-                if kind in (codec.PUBLISH, codec.CONNECT, codec.SUBSCRIBE, codec.UNSUBSCRIBE) and not judge(
-                    kind, first_byte, view[body:end]
-                ):
+                if kind in _JUDGED and not judge(kind, first_byte, view[body:end]):
                     if run < position:
                         forward.append(data[run:position])
                     run = end
@@ -392,6 +395,8 @@ class Link:
                 topic_bytes = len(topic.encode())
         verdict = self.rules.publish(self.account, direction, topic, topic_bytes, publish.payload_bytes)
         if verdict.action is Action.FORWARD:
+            if direction is Direction.INBOUND and publish.packet_id is not None:
+                self.rules.qos1_forwarded(self.account, publish.packet_id)
             return True
         acknowledge = publish.packet_id is not None
         if direction is Direction.OUTBOUND:

@@ -16,6 +16,9 @@ AWS IoT developer guide, "Reserved topics" and "MQTT 5 reason codes"):
   connection is closed (MQTT 5 DISCONNECT with the reason code), so a test cannot miss it.
 * Subscriptions per connection, 50: AWS "might reject subscription requests on the same connection in excess of this
   amount and the connection will be closed": SUBACK with failure codes, then DISCONNECT 0x97.
+* Unacknowledged inbound QoS 1 publishes per connection, 100 ("Maximum number of unacknowledged inbound QoS 1
+  publishes"): counted (``qos1_in_flight``) when a client has 100 forwarded to the broker without their PUBACK yet
+  and sends another; AWS does not say what it does then, so the stand-in forwards it anyway.
 * Connect requests per second per client ID, 1: a second CONNECT of a client ID within a second of the last accepted
   one is refused (CONNACK 0x9F Connection rate exceeded; 3.1.1: 0x03 Server unavailable).
 * Client ID in use: "a connection with a duplicate client ID disconnects the older one" (DISCONNECT 0x8E).
@@ -80,6 +83,7 @@ class Reason(StrEnum):
     CONNECT_RATE = "connect_rate"
     DUPLICATE_CLIENT_ID = "duplicate_client_id"
     CLIENT_ID_TOO_LONG = "client_id_too_long"
+    QOS1_IN_FLIGHT = "qos1_in_flight"
 
 
 class Direction(Enum):
@@ -105,6 +109,7 @@ class Limits:
     max_subscriptions: int = quotas.MAX_SUBSCRIPTIONS_PER_CONNECTION
     max_client_id_bytes: int = quotas.MAX_CLIENT_ID_BYTES
     connects_per_window: int = quotas.CONNECTS_PER_SEC_PER_CLIENT_ID
+    max_unacked_qos1: int = quotas.MAX_UNACKED_QOS1_PUBLISHES_PER_CONNECTION
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +188,7 @@ class ConnectionAccount:
     accepted_window: _Window = field(default_factory=_Window)  # what the rate rule counts
     offered_window: _Window = field(default_factory=_Window)  # every publish, for the figures
     group_window: _Window | None = None  # shared by the connections of one client group, for the figures
+    unacked_qos1: set[int] = field(default_factory=set)  # packet IDs of inbound QoS 1 publishes awaiting PUBACK
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -319,6 +325,17 @@ class IotCoreRules:
             self.basic_ingest[rule] += 1
             return PublishVerdict(Action.INGEST, rule=rule)
         return FORWARDED
+
+    def qos1_forwarded(self, account: ConnectionAccount, packet_id: int) -> None:
+        """An inbound QoS 1 publish went to the broker; counted when the client already had the limit unacknowledged."""
+        unacked = account.unacked_qos1
+        if packet_id not in unacked and len(unacked) >= self.limits.max_unacked_qos1:
+            self._count(account, Reason.QOS1_IN_FLIGHT)
+        unacked.add(packet_id)
+
+    def qos1_acknowledged(self, account: ConnectionAccount, packet_id: int) -> None:
+        """The broker's PUBACK for an inbound QoS 1 publish went back to the client."""
+        account.unacked_qos1.discard(packet_id)
 
     # --- subscriptions -----------------------------------------------------------------------------------------
     def subscribe(self, account: ConnectionAccount, filters: Iterable[str]) -> Reason | None:

@@ -14,6 +14,7 @@ from bridge_container.mqtt.crt import CrtClientFactory
 from bridge_container.mqtt.port import ReconnectSettings, UserProperty
 from bridge_container.states import ConnectionState
 from bridge_container.uplink.pool import MESSAGE_ID_PROPERTY, MqttPool, PoolSettings
+from bridge_domain.quotas import MAX_UNACKED_QOS1_PUBLISHES_PER_CONNECTION
 from devtools.broker import LocalBroker
 from devtools.pki import DevPki
 from tests.integration.uplink.conftest import Received, connection_for, wait_until
@@ -108,8 +109,9 @@ async def test_qos1_uplinks_reach_the_broker_at_least_once_across_a_broker_crash
         for index in range(count):
             assert pool.submit(f"crash1/{index:04d}/uplink", b"{}", properties_of(index))
         await asyncio.sleep(1.0)
-        private_broker.pause()  # PUBACKs stop: the publishes of the next half second stay unacknowledged
-        await asyncio.sleep(0.5)
+        # PUBACKs stop: each client publishes until it has AWS's 100 unacknowledged (the stand-in counts a 101st).
+        private_broker.pause()
+        await asyncio.sleep(1.5)
         private_broker.kill()
         await wait_until(lambda: pool.opened_clients == 0)
         await asyncio.sleep(0.3)
@@ -125,7 +127,8 @@ async def test_qos1_uplinks_reach_the_broker_at_least_once_across_a_broker_crash
         ids.setdefault(message.topic, set()).add(message.properties[MESSAGE_ID_PROPERTY])
     assert all(len(found) == 1 for found in ids.values())
     assert total(registry, "bridge_uplinks_dropped_total") == 0
-    assert total(registry, "bridge_uplinks_republished_total") > 0  # the frozen broker's were published again
+    # What the frozen broker never acknowledged was published again: 100 per client, the cap.
+    assert total(registry, "bridge_uplinks_republished_total") == 2 * MAX_UNACKED_QOS1_PUBLISHES_PER_CONNECTION
     assert total(registry, "bridge_uplinks_written_total") == 0
 
 

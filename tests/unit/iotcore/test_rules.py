@@ -217,3 +217,15 @@ def test_reset_forgets_the_counts(rules: IotCoreRules) -> None:
     rules.reset()
     report = rules.report()
     assert (report["total"], report["by_reason"], report["windows"]["max_1s_aggregate"]) == (0, {}, 0)
+
+
+def test_more_than_100_unacknowledged_qos1_publishes_are_counted(rules: IotCoreRules) -> None:
+    account = connected(rules, "inflight")
+    for packet_id in range(1, quotas.MAX_UNACKED_QOS1_PUBLISHES_PER_CONNECTION + 1):
+        rules.qos1_forwarded(account, packet_id)
+    assert rules.violations.total == 0
+    rules.qos1_acknowledged(account, 1)
+    rules.qos1_forwarded(account, 101)  # the acknowledged one made room
+    assert rules.violations.total == 0
+    rules.qos1_forwarded(account, 102)
+    assert rules.violations.to_json()["by_client"] == {"inflight": {"qos1_in_flight": 1}}
