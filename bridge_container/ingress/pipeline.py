@@ -13,6 +13,7 @@ answer bodies of the common cases are constants.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import hmac
 import math
@@ -96,8 +97,10 @@ class IngressResult:
     status: int
     body: bytes
     retry_after_secs: int | None = None
-    # deliveryAck 'published': the outcomes to wait for before this answer goes out (see UplinkIngress.handle).
+    # deliveryAck 'published': the outcomes to wait for before this answer goes out (see UplinkIngress.handle),
+    # and the replay Token to accept again if it turns into a refusal (ThingPark retries with the same Token).
     pending: tuple[asyncio.Future[str | None], ...] | None = None
+    replay_token: str | None = None
 
 
 def error_result(status: int, reason: str, message: str, retry_after_secs: int | None = None) -> IngressResult:
@@ -232,6 +235,8 @@ class UplinkIngress:
         if not failed:
             return IngressResult(result.status, result.body)
         self._metrics.rejected.labels(self.connection_id, lns, "not_published").inc()
+        if result.replay_token is not None and self._replays is not None:
+            self._replays.forget(result.replay_token)  # the LNS's retry of this request must be accepted
         return error_result(
             503,
             "not_published",
@@ -258,6 +263,8 @@ class UplinkIngress:
             result = self._accept(record, "thingpark")
             if signed is not None and result.status == HTTPStatus.ACCEPTED:
                 self._remember(signed)
+                if result.pending is not None:
+                    return dataclasses.replace(result, replay_token=signed.token)
             return result
         if root in thingpark.REPORT_ROOTS:
             report = thingpark.inner_of(document, root)

@@ -52,6 +52,10 @@ class ReplayCache:
         self._expiry[token] = expires_at
         heapq.heappush(self._heap, (expires_at, token))
 
+    def forget(self, token: str) -> None:
+        """Accept ``token`` again: its request was refused after all (its heap entry is skipped when it comes up)."""
+        self._expiry.pop(token, None)
+
     def _forget_expired(self, now: float) -> None:
         heap = self._heap
         expiry = self._expiry

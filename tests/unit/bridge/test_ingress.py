@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import hashlib
@@ -35,6 +36,7 @@ class Sink:
     capacity: int = 100
     items: list[tuple[str, bytes]] = field(default_factory=list)
     properties: list[UserProperties] = field(default_factory=list)  # of each item, in order
+    waiters: list[Any] = field(default_factory=list)  # deliveryAck published: the futures the requests wait on
     closed: bool = False
 
     @property
@@ -52,6 +54,8 @@ class Sink:
             return False
         self.items.append((topic, payload))
         self.properties.append(properties)
+        if waiter is not None:
+            self.waiters.append(waiter)
         return True
 
     def submit_many(self, items: list[tuple[str, bytes, UserProperties]], count: int, waiters: Any = None) -> bool:
@@ -440,3 +444,23 @@ async def test_each_uplink_hands_its_user_properties_to_the_pool() -> None:
         {"DevEUI": DEV_EUI, "LnsKind": "tts", "EventType": "uplink", "FPort": "4"},
         {"DevEUI": "70B3D57ED0000002", "LnsKind": "chirpstack", "EventType": "uplink", "FPort": "3"},
     ]
+
+
+async def test_with_delivery_ack_published_the_answer_waits_for_the_broker() -> None:
+    config = configuration(lns=[{"kind": "thingpark", "asKey": AS_KEY}], uplinkQos=1, deliveryAck="published")
+    ingress, sink, _, registry = build(config)
+    fields = {"CustomerID": "100000507", "DevEUI": DEV_EUI, "FPort": 2, "FCntUp": 7, "payload_hex": "0102"}
+    body, query = orjson.dumps({"DevEUI_uplink": fields}), signed_query(fields, "2026-05-01T12:00:10Z")
+    answer = asyncio.ensure_future(ingress.handle("thingpark", body, query=query))
+    await asyncio.sleep(0.01)
+    assert not answer.done()
+    assert (await ingress.handle("thingpark", body, query=query)).status == 403  # a copy while it waits
+    sink.waiters[0].set_result("stale")
+    refused = await answer
+    assert (refused.status, body_of(refused)["error"], refused.retry_after_secs) == (503, "not_published", 1)
+    assert sample_value(registry, "bridge_uplinks_rejected_total", {"reason": "not_published"}) == 1
+    # ThingPark's retry carries the same Token: accepted again, and answered once the broker has it.
+    retry = asyncio.ensure_future(ingress.handle("thingpark", body, query=query))
+    await asyncio.sleep(0.01)
+    sink.waiters[1].set_result(None)
+    assert ((await retry).status, body_of(await retry)) == (202, {"accepted": 1})
