@@ -20,7 +20,7 @@ from bridge_container.ingress.pipeline import UplinkIngress
 from bridge_container.metrics import UplinkMetrics
 from bridge_container.mqtt.port import ClientFactory
 from bridge_container.registration import build_registrar
-from bridge_container.states import ConnectionState
+from bridge_container.states import ConnectionState, StateReport
 from bridge_container.uplink.pool import MqttPool, PoolSettings, Uplink
 from bridge_domain.connection import Connection, ConnectionConfiguration
 
@@ -73,6 +73,9 @@ class ConnectionRuntime:
     @property
     def state(self) -> ConnectionState:
         return self.pool.state
+
+    def report(self) -> StateReport:
+        return self.pool.report()
 
     async def __aenter__(self) -> ConnectionRuntime:
         await self.start()

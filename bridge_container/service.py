@@ -33,7 +33,7 @@ from bridge_container.mqtt.crt import CrtClientFactory
 from bridge_container.mqtt.port import ClientFactory
 from bridge_container.runtime import ConnectionRuntime, RuntimeSettings
 from bridge_container.settings import ServiceSettings
-from bridge_container.states import ConnectionState
+from bridge_container.states import ConnectionState, StateReport
 from bridge_container.tasks import spawn, supervised
 from bridge_domain.connection import Connection, ConnectionConfiguration
 from bridge_domain.loading import resolve_secret_references
@@ -124,6 +124,9 @@ class BridgeService:
         runtime = self._runtimes.get(connection_id)
         return runtime.state if runtime is not None else ConnectionState.DEACTIVATED
 
+    def connection_report(self, connection_id: str) -> StateReport:
+        return self.runtime(connection_id).report()
+
     async def add_connection(self, connection_id: str, connection: Connection) -> None:
         """Start a connection (an existing one with the same id is replaced)."""
         if connection_id in self._runtimes:
@@ -211,15 +214,26 @@ class BridgeService:
         return None
 
     def health(self) -> tuple[int, dict[str, object]]:
-        """200 when at least one client is OPENED (or no connection is configured yet), else 503."""
-        connections = {
-            connection_id: {
-                "state": runtime.state.value,
-                "clients": {client_id: state.value for client_id, state in runtime.pool.states.items()},
+        """200 when at least one client is OPENED (or no connection is configured yet), else 503.
+
+        Each connection shows its state, why it is not OPENED, and each client's state and last error; ``unhealthy``
+        lists the connections with no OPENED client, with their reason.
+        """
+        connections: dict[str, object] = {}
+        unhealthy: list[dict[str, object]] = []
+        for connection_id, runtime in self._runtimes.items():
+            report = runtime.report()
+            connections[connection_id] = {
+                "state": report.state.value,
+                "reason": report.reason,
+                "clients": {
+                    client.client_id: {"state": client.state.value, "reason": client.reason}
+                    for client in report.clients
+                },
                 "buffered": runtime.pool.depth,
             }
-            for connection_id, runtime in self._runtimes.items()
-        }
+            if report.state is not ConnectionState.OPENED:
+                unhealthy.append({"connection": connection_id, "state": report.state.value, "reason": report.reason})
         opened = any(runtime.pool.opened_clients for runtime in self._runtimes.values())
         if self.draining:
             status = "draining"
@@ -227,7 +241,12 @@ class BridgeService:
             status = "ready"
         else:
             status = "not_ready"
-        body: dict[str, object] = {"status": status, "task": self.settings.task_id, "connections": connections}
+        body: dict[str, object] = {
+            "status": status,
+            "task": self.settings.task_id,
+            "connections": connections,
+            "unhealthy": unhealthy,
+        }
         return (200 if status == "ready" else 503), body
 
     # --- lifecycle -------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from bridge_container.mqtt.port import (
     ReconnectSettings,
     client_settings,
 )
-from bridge_container.states import ConnectionState
+from bridge_container.states import STATE_HINTS, ConnectionState
 from bridge_domain.connection import ConnectionConfiguration
 
 logger = logging.getLogger(__name__)
@@ -140,6 +140,14 @@ class CrtMqttClient:
     @property
     def state(self) -> ConnectionState:
         return self._state
+
+    @property
+    def last_error(self) -> str | None:
+        failure = self._last_failure
+        if failure is None:
+            return None
+        state, detail = failure
+        return f"{STATE_HINTS[state]} ({detail}) at {self._settings.endpoint}:{self._settings.port}"
 
     @property
     def uses_native_publish(self) -> bool:

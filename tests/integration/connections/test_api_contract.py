@@ -70,6 +70,8 @@ def test_create_starts_the_connection_and_answers_without_secrets(api: Api, cert
     assert config["secretAccessKey"] == config["privateKey"] == config["lns"][0]["asKey"] == MASK
     assert created["status"] == {
         "state": "OPENED",
+        "reason": None,
+        "clients": [],
         "endpoint": "a2plmnutiyt-ats.iot.eu-central-1.amazonaws.com",
         "port": 8883,
         "protocol": "SSL",
@@ -89,6 +91,7 @@ def test_get_and_list_show_live_state_and_mask_secrets(api: Api, cert: CertPair)
     listed = api.client.get("/connections")
     assert one.status_code == listed.status_code == 200
     assert one.json()["status"]["state"] == "AUTHENTICATION_FAILED"
+    assert one.json()["status"]["reason"] == "held by the test"
     assert [item["connectionId"] for item in listed.json()["connections"]] == [created["connectionId"]]
     for response in (one, listed):
         assert SECRET_ACCESS_KEY not in response.text

@@ -23,6 +23,7 @@ class FakeClient:
     published: list[tuple[str, bytes]] = field(default_factory=list)
     control: list[tuple[str, bytes]] = field(default_factory=list)
     subscriptions: list[str] = field(default_factory=list)
+    last_error: str | None = None
     _state: ConnectionState = ConnectionState.DEACTIVATED
 
     @property

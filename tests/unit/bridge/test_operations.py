@@ -15,7 +15,7 @@ from bridge_container.metrics import EmfEmitter, UplinkMetrics, new_registry, re
 from bridge_container.mqtt.crt import classify_failure
 from bridge_container.mqtt.port import ReconnectSettings, client_settings
 from bridge_container.settings import ServiceSettings
-from bridge_container.states import ConnectionState, pool_state
+from bridge_container.states import ClientReport, ConnectionState, StateReport, pool_state
 from bridge_domain.connection import ConnectionConfiguration
 
 
@@ -107,6 +107,19 @@ def test_pool_state_is_the_best_client_state() -> None:
         pool_state([ConnectionState.AUTHENTICATION_FAILED, ConnectionState.UNREACHABLE]) is ConnectionState.UNREACHABLE
     )
     assert pool_state([]) is ConnectionState.DEACTIVATED
+
+
+def test_pool_report_names_the_client_in_the_pool_state_and_its_error() -> None:
+    refused = ClientReport("bridge-0", ConnectionState.AUTHENTICATION_FAILED, "certificate refused (X)")
+    unreachable = ClientReport("bridge-1", ConnectionState.UNREACHABLE, "no route (Y)")
+    silent = ClientReport("bridge-2", ConnectionState.OPENING)
+    report = StateReport.of_clients([refused, unreachable])
+    assert (report.state, report.reason) == (ConnectionState.UNREACHABLE, "bridge-1: no route (Y)")
+    assert report.clients == (refused, unreachable)
+    assert StateReport.of_clients([refused, silent]).reason == "bridge-2: connecting"
+    opened = StateReport.of_clients([unreachable, ClientReport("bridge-3", ConnectionState.OPENED)])
+    assert (opened.state, opened.reason) == (ConnectionState.OPENED, None)
+    assert StateReport.of_clients([]) == StateReport(ConnectionState.DEACTIVATED, "stopped")
 
 
 def test_client_settings_derive_ids_endpoint_and_keep_secrets_out_of_repr() -> None:
