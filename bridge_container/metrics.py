@@ -78,6 +78,12 @@ class UplinkMetrics:
             [*labels, "lns", "event"],
             registry=registry,
         )
+        self.events = Counter(
+            "bridge_events_accepted",
+            "Device events (joins, status, locations, logs, ...) accepted into the uplink buffer, by LNS and event.",
+            [*labels, "lns", "event"],
+            registry=registry,
+        )
         self.published = Counter(
             "bridge_uplinks_published", "Uplinks written to the broker.", labels, registry=registry
         )
@@ -126,6 +132,7 @@ class UplinkMetrics:
             self.accepted,
             self.rejected,
             self.ignored,
+            self.events,
             self.published,
             self.dropped,
             self.buffer_depth,

@@ -3,7 +3,8 @@
 :class:`ConnectionRuntime` is an async context manager. Entering starts, in this order, the MQTT pool (clients
 connect in the background), the registrar and the downlink service (which subscribes through the pool); leaving
 stops them in reverse, from one :class:`contextlib.AsyncExitStack`. ThingPark's downlink reports reach the
-downlink service through the ingress, wired here once, in the constructor.
+downlink service through the ingress, wired here once, in the constructor, and so do ChirpStack's and TTS's reports
+on downlinks.
 """
 
 from __future__ import annotations
@@ -61,7 +62,10 @@ class ConnectionRuntime:
         self.downlinks = DownlinkService(connection_id, config, self.pool, registry)
         # With downlinks off, ThingPark reports are counted as ignored, not silently taken.
         reports = self.downlinks.report if self.downlinks.enabled else None
-        self.ingress = UplinkIngress(connection_id, config, self.pool, metrics, self.registrar, reports)
+        lifecycle = self.downlinks.lifecycle if self.downlinks.enabled else None
+        self.ingress = UplinkIngress(
+            connection_id, config, self.pool, metrics, self.registrar, reports, lifecycle=lifecycle
+        )
         self._stack: contextlib.AsyncExitStack | None = None
         self._keep_buffer = False
         self._kept: list[Uplink] = []

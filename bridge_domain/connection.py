@@ -24,6 +24,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from bridge_domain import pem
 from bridge_domain.budget import PoolBudget, plan_budget
 from bridge_domain.deployment import DeploymentSettings
+from bridge_domain.events import EventKind, EventSettings, event_pattern
 from bridge_domain.exceptions import TopicError
 from bridge_domain.lns import LnsSettings, ThingParkLns
 from bridge_domain.models import DocumentModel
@@ -139,6 +140,10 @@ class ConnectionConfiguration(DocumentModel):
     resource_name_suffix: str = Field(
         default="", pattern=RESOURCE_SUFFIX_RE.pattern, description="Appended to the enebular resource names."
     )
+    events: EventSettings = Field(
+        default_factory=EventSettings,
+        description="Device events beyond uplinks (joins, status, locations, logs): which are published, and where.",
+    )
 
     @field_validator("uplink_topic_pattern")
     @classmethod
@@ -251,12 +256,33 @@ class ConnectionConfiguration(DocumentModel):
         sample = uplink.render(dict.fromkeys(uplink.names, "0000000000000000"))
         if self.downlink_pattern.parse_topic(sample) is not None:
             add("downlinkTopicPattern", "uplink topics would match the downlink filter (a publish loop)", None)
+        issues.extend(self._event_issues())
         return issues
+
+    def _event_issues(self) -> list[InitErrorDetails]:
+        """An explicit event pattern must be valid; a derived one that is not only switches events off (a warning)."""
+        loc = ("events", "topicPattern")
+        try:
+            pattern = event_pattern(self.events, self.uplink_topic_pattern)
+        except TopicError as exc:
+            return [] if self.events.topic_pattern is None else [_issue(loc, str(exc), None)]
+        for kind in EventKind:
+            if self.downlink_pattern.parse_topic(pattern.render({"DevEUI": "0" * 16, "Event": kind.value})):
+                return [_issue(loc, f"{kind.value} events would match the downlink filter (a publish loop)", None)]
+        return []
 
     # --- derived values, computed in one place -----------------------------------------------------------------
     @cached_property
     def uplink_pattern(self) -> TopicPattern:
         return TopicPattern.parse(self.uplink_topic_pattern, allowed=UPLINK_TOPIC_FIELDS)
+
+    @cached_property
+    def event_pattern(self) -> TopicPattern | None:
+        """Topic pattern of the device events (``{DevEUI}``, ``{Event}``); None when none can be derived."""
+        try:
+            return event_pattern(self.events, self.uplink_topic_pattern)
+        except TopicError:
+            return None
 
     @cached_property
     def downlink_pattern(self) -> TopicPattern:
@@ -310,6 +336,11 @@ class ConnectionConfiguration(DocumentModel):
         thingpark = self.lns_of_kind("thingpark")
         if isinstance(thingpark, ThingParkLns) and thingpark.as_key is None:
             found.append("configuration.lns: ThingPark has no asKey, so ThingPark uplink tokens are not verified")
+        if self.event_pattern is None:
+            found.append(
+                "configuration.events: no event topic can be derived from uplinkTopicPattern under AWS IoT's topic "
+                "rules, so no event is published; set events.topicPattern"
+            )
         found.extend(self.budget.warnings())
         return found
 

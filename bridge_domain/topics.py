@@ -20,8 +20,8 @@ DEV_EUI_FIELD = "DevEUI"
 # Fields of the normalised uplink record that an uplink pattern may use as placeholders.
 UPLINK_TOPIC_FIELDS = frozenset({"DevEUI", "DevAddr", "FPort", "FCntUp", "LnsKind", "ApplicationId"})
 DOWNLINK_TOPIC_FIELDS = frozenset({DEV_EUI_FIELD})
-# Suffix levels of the downlink feedback topics (``<downlink topic>/<status>``).
-FEEDBACK_STATUSES = ("queued", "sent", "failed")
+# Suffix levels of the downlink feedback topics (``<downlink topic>/<status>``): a downlink's lifecycle.
+FEEDBACK_STATUSES = ("queued", "sent", "acknowledged", "nacked", "expired", "failed")
 
 _PLACEHOLDER_RE = re.compile(r"\{([A-Za-z][A-Za-z0-9_]*)\}")
 _FORBIDDEN_VALUE_CHARS = ("/", "+", "#", "\x00")

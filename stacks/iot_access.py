@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from bridge_domain.connection import ConnectionConfiguration
+from bridge_domain.events import EVENT_FIELD, EventKind
 from bridge_domain.topics import FEEDBACK_STATUSES, shared_subscription
 
 _PLACEHOLDER_RE = re.compile(r"\{[A-Za-z][A-Za-z0-9_]*\}")
@@ -29,9 +30,16 @@ def topic_resource(pattern: str) -> str:
 
 
 def bridge_grants(configuration: ConnectionConfiguration) -> tuple[IotGrant, ...]:
-    """Connect with the client-ID prefix, publish uplinks and feedback, subscribe to and receive downlinks."""
+    """Connect with the client-ID prefix, publish uplinks, enabled events and feedback, take downlinks."""
     connect = IotGrant("iot:Connect", (f"client/{configuration.client_id_prefix}-*",))
     publish = [topic_resource(configuration.uplink_topic_pattern)]
+    events = configuration.event_pattern
+    if events is not None:
+        publish.extend(
+            topic_resource(events.pattern.replace(f"{{{EVENT_FIELD}}}", kind.value))
+            for kind in EventKind
+            if configuration.events.enabled(kind)
+        )
     if not configuration.downlink_enabled:
         return (connect, IotGrant("iot:Publish", tuple(publish)))
     downlink = configuration.downlink_pattern

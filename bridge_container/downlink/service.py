@@ -24,6 +24,7 @@ from bridge_container.downlink.dispatcher import DispatchSettings, DownlinkDispa
 from bridge_container.downlink.documents import correlation_id_of, dev_eui_from_topic, parse_downlink
 from bridge_container.downlink.exceptions import DocumentError
 from bridge_container.downlink.feedback import Feedback, FeedbackPublisher, FeedbackSettings, FeedbackTopics
+from bridge_container.downlink.lifecycle import LifecycleReports
 from bridge_container.downlink.limiter import RateLimiter, RateSettings
 from bridge_container.downlink.lns import LnsAdapter, LnsRouter
 from bridge_container.downlink.metrics import DownlinkMetrics
@@ -32,6 +33,7 @@ from bridge_container.downlink.reports import ThingParkReports
 from bridge_container.downlink.sender import HttpSettings, LnsSender, build_http_client
 from bridge_container.downlink.thingpark import ThingParkAdapter
 from bridge_container.downlink.tts import TtsAdapter
+from bridge_container.ingress.events import DownlinkReport
 from bridge_container.mqtt.port import InboundMessage
 from bridge_domain.connection import ConnectionConfiguration
 from bridge_domain.deveui import is_dev_eui, normalise_dev_eui
@@ -72,7 +74,7 @@ def build_adapters(
             if settings.api_token is None:
                 skipped.append("chirpstack has no apiToken")
             else:
-                adapters.append(ChirpStackAdapter(settings))
+                adapters.append(ChirpStackAdapter(settings, correlation_ids=correlation_ids))
         elif isinstance(settings, TtsLns):
             if settings.api_key is None:
                 skipped.append("tts has no apiKey")
@@ -110,6 +112,7 @@ class DownlinkService:
         self._feedback: FeedbackPublisher | None = None
         self._dispatcher: DownlinkDispatcher | None = None
         self.reports: ThingParkReports | None = None
+        self.lifecycle_reports: LifecycleReports | None = None
 
     @property
     def enabled(self) -> bool:
@@ -143,6 +146,7 @@ class DownlinkService:
                 DownlinkDispatcher(LnsRouter(adapters), sender, self._feedback, self.metrics, dispatch)
             )
             self.reports = ThingParkReports(self._feedback, self.metrics, self.correlation_ids)
+            self.lifecycle_reports = LifecycleReports(self._feedback, self.metrics, self.correlation_ids)
             self.metrics.set_queue_depth(0)
             self._pool.add_subscription(self.topic_filter, self.handle)
             logger.info("connection %s: downlinks from %s", self.connection_id, self.topic_filter)
@@ -153,7 +157,7 @@ class DownlinkService:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         stack, self._stack = self._stack, None
-        self.reports = None
+        self.reports = self.lifecycle_reports = None
         if stack is not None:
             await stack.aclose()  # dispatcher drains first, then feedback, then the HTTP client closes
         self._dispatcher = self._feedback = None
@@ -184,6 +188,13 @@ class DownlinkService:
         if self.reports is None:
             return False
         await self.reports(kind, body)
+        return True
+
+    async def lifecycle(self, report: DownlinkReport) -> bool:
+        """ChirpStack's and TTS's downlink reports, published as feedback; False while downlinks are not running."""
+        if self.lifecycle_reports is None:
+            return False
+        self.lifecycle_reports(report)
         return True
 
     def _fail_unparsed(self, message: InboundMessage, reason: FailureReason, detail: str) -> None:
