@@ -136,7 +136,8 @@ def _location(location: Mapping[str, Any], prefix: str, names: tuple[str, str, s
     fields: dict[str, Any] = {"latitude": latitude, "longitude": longitude}
     altitude = _number(location.get(alt_name), prefix + alt_name)
     accuracy = _number(location.get(accuracy_name), prefix + accuracy_name)
-    source = _text(location.get(source_name), prefix + source_name)
+    raw_source = location.get(source_name)
+    source = str(raw_source) if type(raw_source) is int else _text(raw_source, prefix + source_name)
     if altitude is not None:
         fields["altitude"] = altitude
     if accuracy is not None:
@@ -144,7 +145,7 @@ def _location(location: Mapping[str, Any], prefix: str, names: tuple[str, str, s
             raise InvalidFieldError(prefix + accuracy_name, "must not be negative")
         fields["accuracy"] = accuracy
     if source is not None:
-        fields["source"] = source
+        fields["locationSource"] = source  # "source" is the LNS document
     return fields
 
 
