@@ -69,7 +69,8 @@ class DeploymentSettings(DocumentModel):
     )
     lorawan_shadow: bool = Field(
         default=False,
-        description="A topic rule keeps a named shadow 'lorawan' (last seen, RSSI, SNR, FCnt) from each uplink.",
+        description="Topic rules keep a named shadow 'lorawan': last seen, RSSI, SNR, FCnt from each uplink; battery, "
+        "margin and location from status and location events (when those are published).",
     )
     status_webhook_url: str | None = Field(
         default=None,

@@ -74,6 +74,7 @@ def parse_event_pattern(pattern: str) -> TopicPattern:
     parsed = TopicPattern.parse(pattern, allowed=EVENT_TOPIC_FIELDS)
     if EVENT_FIELD not in parsed.names:
         raise TopicError("pattern must contain {Event}")
+    parsed.subscription_filter()  # each placeholder fills a whole level, so that rules can read it with topic(n)
     for kind in EventKind:  # the longest topic each kind gives must satisfy AWS IoT's rules
         parsed.render({DEV_EUI_FIELD: "0" * 16, EVENT_FIELD: kind.value})
     return parsed

@@ -91,6 +91,8 @@ class StatusPlumbing(Construct):
         republish_rules = [names.shadow_update_rule]
         if settings.lorawan_shadow:
             republish_rules.append(names.lorawan_shadow_rule)
+        if settings.lorawan_shadow and rule_sql.shadow_event_kinds(configuration):
+            republish_rules.append(names.lorawan_event_shadow_rule)
         self.error_role = self._error_role([*rule_names, *republish_rules])
         self.republish_role = self._republish_role(republish_rules, lorawan=settings.lorawan_shadow)
         self.rules = [self._rule(spec) for spec in self._rule_specs(configuration, names, settings)]
@@ -191,6 +193,15 @@ class StatusPlumbing(Construct):
                     rule_sql.lorawan_shadow_sql(configuration),
                     "Radio metadata of each uplink into the named shadow 'lorawan'",
                     republish(rule_sql.lorawan_shadow_republish_topic(configuration)),
+                )
+            )
+        if settings.lorawan_shadow and rule_sql.shadow_event_kinds(configuration):
+            specs.append(
+                RuleSpec(
+                    names.lorawan_event_shadow_rule,
+                    rule_sql.lorawan_event_shadow_sql(configuration),
+                    "Battery, margin and location of status and location events into the named shadow 'lorawan'",
+                    republish(rule_sql.lorawan_event_shadow_republish_topic(configuration)),
                 )
             )
         return specs

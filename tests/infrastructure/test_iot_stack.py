@@ -55,8 +55,14 @@ def test_bridge_policy_is_derived_from_the_topic_patterns(synthesized_example: S
     assert grants["iot:Connect"] == ["client/iot-bridge-*"]
     assert grants["iot:Publish"] == [
         "topic/tpx/things/*/uplink",
+        "topic/tpx/things/*/join",
+        "topic/tpx/things/*/status",
+        "topic/tpx/things/*/location",
         "topic/tpx/things/*/downlink/queued",
         "topic/tpx/things/*/downlink/sent",
+        "topic/tpx/things/*/downlink/acknowledged",
+        "topic/tpx/things/*/downlink/nacked",
+        "topic/tpx/things/*/downlink/expired",
         "topic/tpx/things/*/downlink/failed",
     ]
     assert grants["iot:Subscribe"] == [
@@ -222,3 +228,16 @@ def test_every_function_has_its_own_role_logs_and_the_powertools_layer(
     assert all("LogGroup" in p["LoggingConfig"] for p in ours)
     assert all(len(p["Layers"]) == 1 and "Ref" in p["Layers"][0] for p in ours)
     assert all(p["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"] == "AwsIotBridge" for p in ours)
+
+
+def test_lorawan_event_shadow_rule_keeps_battery_margin_and_location(synthesized_example: Synthesized) -> None:
+    rule = _rules(synthesized_example)["aws_iot_bridge_lorawan_event_shadow"]
+
+    assert "FROM 'tpx/things/+/+' WHERE topic(4) = 'status' OR topic(4) = 'location'" in rule["Sql"]
+    for field in ("'battery': battery", "'margin': margin", "'latitude': latitude", "'longitude': longitude"):
+        assert field in rule["Sql"]
+    assert rule["Actions"][0]["Republish"]["Topic"] == "$$aws/things/${topic(3)}/shadow/name/lorawan/update"
+
+
+def test_lorawan_event_shadow_rule_only_when_configured(synthesized_plain_http: Synthesized) -> None:
+    assert "aws_iot_bridge_lorawan_event_shadow" not in _rules(synthesized_plain_http)
