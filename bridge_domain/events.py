@@ -63,7 +63,9 @@ def derive_event_pattern(uplink_topic_pattern: str) -> str:
     levels = uplink_topic_pattern.split("/")
     foreign = [index for index, level in enumerate(levels) if "{" in level and level != f"{{{DEV_EUI_FIELD}}}"]
     if foreign:
-        return "/".join([*levels[: foreign[0]], f"{{{DEV_EUI_FIELD}}}", f"{{{EVENT_FIELD}}}"])
+        kept = levels[: foreign[0]]
+        device = [] if f"{{{DEV_EUI_FIELD}}}" in kept else [f"{{{DEV_EUI_FIELD}}}"]
+        return "/".join([*kept, *device, f"{{{EVENT_FIELD}}}"])
     if len(levels) > 1 and "{" not in levels[-1]:
         return "/".join([*levels[:-1], f"{{{EVENT_FIELD}}}"])
     return f"{uplink_topic_pattern}/{{{EVENT_FIELD}}}"
