@@ -14,7 +14,6 @@ an absent ``margin`` is 0 and an absent ``acknowledged`` is false.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -22,21 +21,27 @@ from typing import Any, Final
 import orjson
 
 from bridge_container.ingress.exceptions import BadUplinkError, InvalidFieldError, PayloadTooLargeError
-from bridge_container.ingress.fields import dev_addr, dev_eui, frame_counter, optional_str, timestamp
+from bridge_container.ingress.fields import (
+    bounded_text,
+    dev_addr,
+    dev_eui,
+    finite_number,
+    flag,
+    frame_counter,
+    json_object,
+    link_margin,
+    timestamp,
+)
 from bridge_container.ingress.record import MAX_DOCUMENT_BYTES
 from bridge_container.ingress.thingpark import LOCATION_ROOT
 from bridge_domain.deveui import is_dev_eui
 from bridge_domain.events import EventKind
 
-# LoRaWAN DevStatusAns: the margin is a 6-bit signed integer (dB); the battery byte is 0 (external power),
-# 1..254 (empty..full) or 255 (the device cannot measure it).
-MIN_MARGIN_DB: Final = -32
-MAX_MARGIN_DB: Final = 31
+# LoRaWAN DevStatusAns: the battery byte is 0 (external power), 1..254 (empty..full) or 255 (cannot measure).
 EXTERNAL_POWER: Final = 0
 BATTERY_UNKNOWN: Final = 255
 _MAX_LATITUDE: Final = 90.0
 _MAX_LONGITUDE: Final = 180.0
-_MAX_TEXT_CHARS: Final = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,60 +89,20 @@ class DownlinkReport:
 
 
 # --- field checks -------------------------------------------------------------------------------------------------
-def _object(value: object, name: str) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    raise InvalidFieldError(name, "must be an object")
-
-
-def _number(value: object, name: str, limit: float | None = None) -> float | None:
-    """A finite number (not a boolean), within ±``limit``; None when absent."""
-    if value is None:
-        return None
-    if (type(value) is int or type(value) is float) and math.isfinite(value):
-        if limit is None or -limit <= value <= limit:
-            return float(value)
-        raise InvalidFieldError(name, f"must be between -{limit:g} and {limit:g}")
-    raise InvalidFieldError(name, "must be a number")
-
-
-def _margin(value: object, name: str) -> int:
-    if type(value) is str and value.lstrip("-").isascii() and value.lstrip("-").isdigit() and len(value) <= 3:
-        value = int(value)  # ThingPark's Var2 is a string
-    if type(value) is int and MIN_MARGIN_DB <= value <= MAX_MARGIN_DB:
-        return value
-    raise InvalidFieldError(name, f"must be an integer between {MIN_MARGIN_DB} and {MAX_MARGIN_DB} (dB)")
-
-
-def _flag(value: object, name: str) -> bool:
-    if value is None:
-        return False
-    if isinstance(value, bool):
-        return value
-    raise InvalidFieldError(name, "must be true or false")
-
-
-def _text(value: object, name: str) -> str | None:
-    text = optional_str(value, name)
-    if text is not None and len(text) > _MAX_TEXT_CHARS:
-        raise InvalidFieldError(name, f"is longer than {_MAX_TEXT_CHARS} characters")
-    return text
-
-
 def _location(location: Mapping[str, Any], prefix: str, names: tuple[str, str, str, str, str]) -> dict[str, Any]:
     """Latitude and longitude (required, in range), altitude, accuracy (metres) and source, under our names."""
     lat_name, lon_name, alt_name, accuracy_name, source_name = names
-    latitude = _number(location.get(lat_name), prefix + lat_name, _MAX_LATITUDE)
-    longitude = _number(location.get(lon_name), prefix + lon_name, _MAX_LONGITUDE)
+    latitude = finite_number(location.get(lat_name), prefix + lat_name, _MAX_LATITUDE)
+    longitude = finite_number(location.get(lon_name), prefix + lon_name, _MAX_LONGITUDE)
     if latitude is None:
         raise InvalidFieldError(prefix + lat_name, "is required")
     if longitude is None:
         raise InvalidFieldError(prefix + lon_name, "is required")
     fields: dict[str, Any] = {"latitude": latitude, "longitude": longitude}
-    altitude = _number(location.get(alt_name), prefix + alt_name)
-    accuracy = _number(location.get(accuracy_name), prefix + accuracy_name)
+    altitude = finite_number(location.get(alt_name), prefix + alt_name)
+    accuracy = finite_number(location.get(accuracy_name), prefix + accuracy_name)
     raw_source = location.get(source_name)
-    source = str(raw_source) if type(raw_source) is int else _text(raw_source, prefix + source_name)
+    source = str(raw_source) if type(raw_source) is int else bounded_text(raw_source, prefix + source_name)
     if altitude is not None:
         fields["altitude"] = altitude
     if accuracy is not None:
@@ -180,46 +145,46 @@ def parse_chirpstack(event: str, document: object) -> DeviceEvent | DownlinkRepo
         fields = {} if address is None else {"devAddr": address}
         return DeviceEvent(EventKind.JOIN, "chirpstack", eui, document, time, fields, registers=True)
     if event == "status":
-        external = _flag(document.get("externalPowerSource"), "externalPowerSource")
-        unavailable = _flag(document.get("batteryLevelUnavailable"), "batteryLevelUnavailable")
-        level = _number(document.get("batteryLevel", 0), "batteryLevel")
+        external = flag(document.get("externalPowerSource"), "externalPowerSource")
+        unavailable = flag(document.get("batteryLevelUnavailable"), "batteryLevelUnavailable")
+        level = finite_number(document.get("batteryLevel", 0), "batteryLevel")
         if level is not None and not 0 <= level <= 100:
             raise InvalidFieldError("batteryLevel", "must be a percentage between 0 and 100")
         status = {
             "battery": None if external or unavailable else level,
             "externalPower": external,
-            "margin": _margin(document.get("margin", 0), "margin"),
+            "margin": link_margin(document.get("margin", 0), "margin"),
         }
         return DeviceEvent(EventKind.STATUS, "chirpstack", eui, document, time, status)
     if event == "location":
-        location = _object(document.get("location"), "location")
+        location = json_object(document.get("location"), "location")
         fields = _location(location, "location.", ("latitude", "longitude", "altitude", "accuracy", "source"))
         return DeviceEvent(EventKind.LOCATION, "chirpstack", eui, document, time, fields)
     if event == "txack":
         return DownlinkReport("chirpstack", eui, "sent", document, _queue_item(document.get("queueItemId")))
     if event == "ack":
-        acknowledged = _flag(document.get("acknowledged"), "acknowledged")
+        acknowledged = flag(document.get("acknowledged"), "acknowledged")
         reference = _queue_item(document.get("queueItemId"))
         return DownlinkReport("chirpstack", eui, "acknowledged" if acknowledged else "nacked", document, reference)
     return _chirpstack_log(document, eui, time)
 
 
 def _queue_item(value: object, name: str = "queueItemId") -> str:
-    text = _text(value, name)
+    text = bounded_text(value, name)
     if not text:
         raise InvalidFieldError(name, "is required (the downlink's queue-item id)")
     return text
 
 
 def _chirpstack_log(document: dict[str, Any], eui: str, time: str | None) -> DeviceEvent | DownlinkReport:
-    level = _text(document.get("level", "INFO"), "level")
+    level = bounded_text(document.get("level", "INFO"), "level")
     if level not in _CHIRPSTACK_LOG_LEVELS:
         raise InvalidFieldError("level", "must be INFO, WARNING or ERROR")
-    code = _text(document.get("code", "UNKNOWN"), "code") or "UNKNOWN"
-    description = _text(document.get("description"), "description")
-    context = _object(document.get("context", {}), "context")
+    code = bounded_text(document.get("code", "UNKNOWN"), "code") or "UNKNOWN"
+    description = bounded_text(document.get("description"), "description")
+    context = json_object(document.get("context", {}), "context")
     for key, value in context.items():
-        _text(value, f"context.{key}")
+        bounded_text(value, f"context.{key}")
     if code in _CHIRPSTACK_DOWNLINK_LOG_CODES:
         queue_item = context.get("queue_item_id")
         reference = None if queue_item is None else _queue_item(queue_item, "context.queue_item_id")
@@ -251,7 +216,7 @@ def tts_dev_eui(document: Mapping[str, Any], device_id_prefix: str) -> str:
     The Things Stack leaves the DevEUI out of some messages (``downlink_failed``); the bridge names devices
     ``<deviceIdPrefix><lower-case DevEUI>`` when it sends them downlinks.
     """
-    ids = _object(document.get("end_device_ids"), "end_device_ids")
+    ids = json_object(document.get("end_device_ids"), "end_device_ids")
     if "dev_eui" in ids:
         return dev_eui(ids["dev_eui"], "end_device_ids.dev_eui")
     device_id = ids.get("device_id")
@@ -265,11 +230,11 @@ def tts_dev_eui(document: Mapping[str, Any], device_id_prefix: str) -> str:
 def parse_tts(kind: str, document: dict[str, Any], device_id_prefix: str) -> DeviceEvent | DownlinkReport:
     """A TTS webhook message other than ``uplink_message`` that the bridge carries (see the two maps above)."""
     eui = tts_dev_eui(document, device_id_prefix)
-    message = _object(document.get(kind), kind)
+    message = json_object(document.get(kind), kind)
     time = timestamp(document.get("received_at"), "received_at")
     status = TTS_DOWNLINK_STATUSES.get(kind)
     if status is not None:
-        downlink = _object(message.get("downlink"), f"{kind}.downlink") if kind == "downlink_failed" else message
+        downlink = json_object(message.get("downlink"), f"{kind}.downlink") if kind == "downlink_failed" else message
         prefix = f"{kind}.downlink." if kind == "downlink_failed" else f"{kind}."
         ids = downlink.get("correlation_ids", [])
         if not isinstance(ids, list) or not all(isinstance(item, str) for item in ids):
@@ -277,29 +242,29 @@ def parse_tts(kind: str, document: dict[str, Any], device_id_prefix: str) -> Dev
         frame_counter(downlink.get("f_cnt"), prefix + "f_cnt")
         detail = None
         if kind == "downlink_failed":
-            error = _object(message.get("error", {}), f"{kind}.error")
-            name = _text(error.get("name"), f"{kind}.error.name")
-            text = _text(error.get("message_format"), f"{kind}.error.message_format")
+            error = json_object(message.get("error", {}), f"{kind}.error")
+            name = bounded_text(error.get("name"), f"{kind}.error.name")
+            text = bounded_text(error.get("message_format"), f"{kind}.error.message_format")
             detail = ": ".join(part for part in (name, text) if part) or "The Things Stack reported downlink_failed"
         return DownlinkReport("tts", eui, status, document, correlation_ids=tuple(ids), detail=detail)
     event = TTS_EVENTS[kind]
     fields: dict[str, Any]
     if event is EventKind.JOIN:
-        device_ids = _object(document.get("end_device_ids"), "end_device_ids")
+        device_ids = json_object(document.get("end_device_ids"), "end_device_ids")
         address = dev_addr(device_ids.get("dev_addr"), "end_device_ids.dev_addr")
         fields = {} if address is None else {"devAddr": address}
         return DeviceEvent(event, "tts", eui, document, time, fields, registers=True)
     if event is EventKind.LOCATION:
-        location = _object(message.get("location"), f"{kind}.location")
+        location = json_object(message.get("location"), f"{kind}.location")
         names = ("latitude", "longitude", "altitude", "accuracy", "source")
         fields = _location(location, f"{kind}.location.", names)
-        service = _text(message.get("service"), f"{kind}.service")
+        service = bounded_text(message.get("service"), f"{kind}.service")
         if service is not None:
             fields["service"] = service
         return DeviceEvent(event, "tts", eui, document, time, fields)
     if event is EventKind.SERVICE:
-        service = _text(message.get("service"), f"{kind}.service")
-        data = _object(message.get("data", {}), f"{kind}.data")
+        service = bounded_text(message.get("service"), f"{kind}.service")
+        data = json_object(message.get("data", {}), f"{kind}.data")
         return DeviceEvent(event, "tts", eui, document, time, {"service": service, "data": data})
     normalized = message.get("normalized_payload")
     if not isinstance(normalized, list) or not all(isinstance(item, dict) for item in normalized):
@@ -313,7 +278,7 @@ _BATTERY_DIGITS: Final = 3
 
 def parse_thingpark(root: str, document: dict[str, Any]) -> DeviceEvent | None:
     """``DevEUI_notification`` (join, devstatusans) or ``DevEUI_location``; None for a notification not carried."""
-    inner = _object(document.get(root), root)
+    inner = json_object(document.get(root), root)
     eui = dev_eui(inner.get("DevEUI"), f"{root}.DevEUI")
     time = timestamp(inner.get("Time"), f"{root}.Time")
     fields: dict[str, Any]
@@ -321,7 +286,7 @@ def parse_thingpark(root: str, document: dict[str, Any]) -> DeviceEvent | None:
         names = ("DevLAT", "DevLON", "DevAlt", "DevLocRadius", "NwGeolocAlgo")
         fields = _location(inner, f"{root}.", names)
         return DeviceEvent(EventKind.LOCATION, "thingpark", eui, document, time, fields)
-    kind = _text(inner.get("Type"), f"{root}.Type")
+    kind = bounded_text(inner.get("Type"), f"{root}.Type")
     if kind == "join":
         address = dev_addr(inner.get("DevAddr"), f"{root}.DevAddr")
         fields = {} if address is None else {"devAddr": address}
@@ -331,7 +296,7 @@ def parse_thingpark(root: str, document: dict[str, Any]) -> DeviceEvent | None:
         fields = {
             "battery": battery_percent(level),
             "externalPower": level == EXTERNAL_POWER,
-            "margin": _margin(inner.get("Var2"), f"{root}.Var2"),
+            "margin": link_margin(inner.get("Var2"), f"{root}.Var2"),
         }
         return DeviceEvent(EventKind.STATUS, "thingpark", eui, document, time, fields)
     return None
