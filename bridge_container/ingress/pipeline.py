@@ -235,8 +235,8 @@ class UplinkIngress:
             inner = thingpark.inner_of(document, root)
             signed = self._authenticate(root, inner, query)
             event = events.parse_thingpark(root, document)
-            if event is None:
-                return self._thingpark_ignored(f"{root}.{inner.get('Type')}")
+            if event is None:  # a notification type the bridge does not carry (reset); one label, whatever the type
+                return self._thingpark_ignored(root)
             result = self._publish_event(event)
             if signed is not None and result.status == HTTPStatus.ACCEPTED:
                 self._remember(signed)

@@ -264,3 +264,14 @@ async def test_invalid_event_fields_are_refused_with_the_field_named(
     reason = orjson.loads(result.body)["error"]
     assert reason in {"invalid_field", "invalid_deveui"}
     assert sample_value(registry, "bridge_uplinks_rejected_total", {"lns": lns, "reason": reason}) == 1
+
+
+async def test_a_notification_type_the_bridge_does_not_carry_is_counted_under_its_root() -> None:
+    ingress, sink, _, registry, _ = build()
+    document = json.loads(sample("thingpark_notification_join"))
+    for kind in ("reset", "something-else"):
+        document["DevEUI_notification"]["Type"] = kind
+        assert (await post(ingress, "thingpark", orjson.dumps(document))).status == 202
+    assert sink.items == []
+    labels = {"lns": "thingpark", "event": "DevEUI_notification"}
+    assert sample_value(registry, "bridge_ingress_ignored_total", labels) == 2
