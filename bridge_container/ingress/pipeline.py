@@ -205,6 +205,8 @@ class UplinkIngress:
                 return self._batch_request(body, authorization)
         except IngressError as exc:
             self._metrics.rejected.labels(self.connection_id, lns, exc.reason).inc()
+            if isinstance(exc, UnauthorizedError):
+                self._metrics.unauthorized.labels(self.connection_id, lns).inc()
             return refusal(exc)
         except PoolClosedError:
             self._metrics.rejected.labels(self.connection_id, lns, "stopping").inc()

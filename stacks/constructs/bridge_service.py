@@ -7,6 +7,7 @@ has exited successfully.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,12 +24,14 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
+from bridge_container.metrics import EmfName
 from bridge_container.settings import DEFAULT_CONNECTION_SECRETS_PREFIX, EnvVar
 from bridge_domain.secrets import SecretsManagerRef
 from lambdas.bridge_certificate.properties import SecretKey
 from stacks.config import BridgeDeployment
 from stacks.constructs.bridge_identity import BridgeIdentity, iot_arn
 from stacks.constructs.lambda_code import REPOSITORY_ROOT
+from stacks.constructs.monitoring import SECS_PER_PERIOD, bridge_metric
 from stacks.container_config import (
     CONFIG_DIRECTORY,
     CONFIG_FILE,
@@ -56,6 +59,8 @@ DRAIN_DEADLINE = Duration.seconds(45)  # the bridge's own drain deadline, inside
 DEREGISTRATION_DELAY = Duration.seconds(30)
 SCALE_OUT_COOLDOWN = Duration.seconds(60)
 SCALE_IN_COOLDOWN = Duration.minutes(5)
+# A task is scaled out from at 70 % of its uplink rate: room for a minute's growth while a new task starts.
+DEFAULT_UPLINK_TARGET_SHARE = 0.7
 ADMIN_TOKEN_CHARS = 48
 # The Connections API keeps each connection's secrets under this name prefix (the bridge's default).
 CONNECTION_SECRETS_PREFIX = DEFAULT_CONNECTION_SECRETS_PREFIX
@@ -71,6 +76,24 @@ HEALTH_CHECK_SCRIPT = (
     f"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{CONTAINER_PORT}{HEALTH_CHECK_PATH}', timeout=3)"
 )
 _COMPLETE_SECRET_ARN_SUFFIX_CHARS = 6
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingTargets:
+    """What target tracking aims at per task, in the units of the EMF metrics (one data point a minute)."""
+
+    accepted_uplinks_per_task_per_min: float
+    buffer_depth_per_task: float
+
+
+def scaling_targets(deployment: BridgeDeployment) -> ScalingTargets:
+    """The configured targets, or defaults from the connection's uplink rate (70 % of it; one second of it)."""
+    settings, rate = deployment.settings, deployment.configuration.uplink_rate_per_sec
+    per_sec = settings.uplinks_per_task_per_sec or math.ceil(rate * DEFAULT_UPLINK_TARGET_SHARE)
+    return ScalingTargets(
+        accepted_uplinks_per_task_per_min=per_sec * SECS_PER_PERIOD,
+        buffer_depth_per_task=settings.buffer_depth_per_task or rate,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,10 +183,31 @@ class BridgeFargateService(Construct):
             enable_execute_command=False,
         )
         self.load_balancer = self._load_balancer(deployment, vpc)
+        self._scaling(deployment)
+
+    def _scaling(self, deployment: BridgeDeployment) -> None:
+        """Scale on the work that bounds a task: its accepted uplinks and its buffer, not its CPU.
+
+        A task publishes at most ``uplinkRatePerSec`` (its pool's share of AWS IoT's per-connection limit): the
+        service scales out before a task gets there, and again when uplinks wait in a buffer. Each task writes one
+        EMF data point a minute per connection, so a metric's Average over a minute is one task's. The ceiling,
+        ``maxTasks``, is what ``account_quota_problems`` let through: the most tasks the account's publish and
+        connect quotas allow.
+        """
+        settings = deployment.settings
         scaling = self.service.auto_scale_task_count(min_capacity=settings.min_tasks, max_capacity=settings.max_tasks)
-        scaling.scale_on_cpu_utilization(
-            "CpuScaling",
-            target_utilization_percent=settings.cpu_target_percent,
+        targets = scaling_targets(deployment)
+        scaling.scale_to_track_custom_metric(
+            "AcceptedUplinksScaling",
+            metric=bridge_metric(EmfName.UPLINKS_ACCEPTED, statistic="Average"),
+            target_value=targets.accepted_uplinks_per_task_per_min,
+            scale_out_cooldown=SCALE_OUT_COOLDOWN,
+            scale_in_cooldown=SCALE_IN_COOLDOWN,
+        )
+        scaling.scale_to_track_custom_metric(
+            "BufferDepthScaling",
+            metric=bridge_metric(EmfName.BUFFER_DEPTH, statistic="Average"),
+            target_value=targets.buffer_depth_per_task,
             scale_out_cooldown=SCALE_OUT_COOLDOWN,
             scale_in_cooldown=SCALE_IN_COOLDOWN,
         )

@@ -237,7 +237,7 @@ class StatusPlumbing(Construct):
             removal=RemovalPolicy.DESTROY,
             time_to_live_attribute=IDEMPOTENCY_TTL_ATTRIBUTE,
         )
-        dead_letters = sqs.Queue(
+        dead_letters = self.dead_letters = sqs.Queue(
             self,
             "StatusDeadLetters",
             encryption=sqs.QueueEncryption.SQS_MANAGED,

@@ -94,6 +94,7 @@ def plain_http_variant(document: dict[str, Any]) -> dict[str, Any]:
     for key in ("httpsCertificateArn", "statusWebhookUrl", "statusWebhookSecretArn"):
         deployment.pop(key)
     deployment.update(allowPlainHttp=True, destroyRemovesData=True, lorawanShadow=False, ingressCidrs=["192.0.2.0/24"])
+    deployment["alarms"] = {"lowUplinksPerMin": 0}  # no e-mail, no low-rate alarm
     return variant
 
 

@@ -163,7 +163,7 @@ def test_lorawan_shadow_rule_only_when_configured(synthesized_plain_http: Synthe
 def test_status_callback_is_subscribed_to_both_topics_with_a_dead_letter_queue(
     synthesized_example: Synthesized,
 ) -> None:
-    subscriptions = synthesized_example.properties("AWS::SNS::Subscription")
+    subscriptions = synthesized_example.properties("AWS::SNS::Subscription", "Iot")
     [queue_id] = [
         logical_id
         for logical_id, resource in synthesized_example.templates["Iot"]["Resources"].items()

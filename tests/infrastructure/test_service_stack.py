@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import math
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bridge_domain.loading import parse_connection
 from devtools.pki import DevPki
+from stacks.config import load_deployment
 from stacks.constructs.bridge_service import (
     CONTAINER_PORT,
     HEALTH_CHECK_PATH,
     TASK_CPU_UNITS,
     TASK_MEMORY_MIB,
+    scaling_targets,
 )
 from stacks.container_config import CONFIG_FILE, IOT_CERTIFICATE_ENV, IOT_PRIVATE_KEY_ENV
 from tests.infrastructure.conftest import Synthesized
@@ -75,15 +81,41 @@ def test_load_balancer_health_check_is_healthz(synthesized_example: Synthesized)
     assert target_group["TargetType"] == "ip"
 
 
-def test_service_scales_on_cpu_between_the_configured_bounds(synthesized_second_region: Synthesized) -> None:
+def _tracked_metrics(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
+    """Each target-tracking policy's customized metric and target, by metric name."""
+    tracked = {}
+    for policy in synthesized.properties("AWS::ApplicationAutoScaling::ScalingPolicy"):
+        tracking = policy["TargetTrackingScalingPolicyConfiguration"]
+        metric = tracking["CustomizedMetricSpecification"]
+        tracked[metric["MetricName"]] = {**metric, "TargetValue": tracking["TargetValue"]}
+    return tracked
+
+
+def test_service_scales_on_uplinks_and_buffer_per_task_not_cpu(synthesized_second_region: Synthesized) -> None:
     [target] = synthesized_second_region.properties("AWS::ApplicationAutoScaling::ScalableTarget")
-    [policy] = synthesized_second_region.properties("AWS::ApplicationAutoScaling::ScalingPolicy")
-    tracking = policy["TargetTrackingScalingPolicyConfiguration"]
+    tracked = _tracked_metrics(synthesized_second_region)
+    rate = synthesized_second_region.deployment.configuration.uplink_rate_per_sec
 
     assert (target["MinCapacity"], target["MaxCapacity"]) == (2, 4)
     assert target["ScalableDimension"] == "ecs:service:DesiredCount"
-    assert tracking["PredefinedMetricSpecification"]["PredefinedMetricType"] == "ECSServiceAverageCPUUtilization"
-    assert tracking["TargetValue"] == 60
+    assert set(tracked) == {"UplinksAccepted", "BufferDepth"}
+    for metric in tracked.values():
+        # Each task writes one data point a minute: the average over a minute is one task's.
+        assert (metric["Namespace"], metric["Statistic"]) == ("AwsIotBridge", "Average")
+        assert metric["Dimensions"] == [{"Name": "ConnectionId", "Value": "default"}]
+    assert tracked["UplinksAccepted"]["TargetValue"] == math.ceil(rate * 0.7) * 60
+    assert tracked["BufferDepth"]["TargetValue"] == rate
+
+
+def test_scaling_targets_come_from_the_deployment_section(
+    example: dict[str, Any], write_config: Callable[[dict[str, Any]], Path]
+) -> None:
+    document = copy.deepcopy(example)
+    document["deployment"].update(uplinksPerTaskPerSec=400, bufferDepthPerTask=250)
+
+    targets = scaling_targets(load_deployment(write_config(document)))
+
+    assert (targets.accepted_uplinks_per_task_per_min, targets.buffer_depth_per_task) == (400 * 60, 250)
 
 
 def test_deployment_rolls_back_through_the_circuit_breaker(synthesized_example: Synthesized) -> None:
