@@ -42,7 +42,9 @@ from stacks.container_config import (
 )
 from stacks.nag import acknowledge, resource_finding
 
-# Fargate size: 0.25 vCPU and 512 MiB serve the seed's 1000 uplinks/s (10 MQTT clients at 100/s each).
+# Fargate size: 0.25 vCPU and 512 MiB serve the seed's 1000 uplinks/s (10 MQTT clients at 100/s each). On Graviton
+# (arm64, about 20 % cheaper per vCPU-hour): every compiled dependency (awscrt, orjson, uvloop, httptools,
+# pydantic-core, cryptography, cffi) ships manylinux aarch64 wheels for CPython 3.11.
 TASK_CPU_UNITS = 256
 TASK_MEMORY_MIB = 512
 CONTAINER_PORT = 8080
@@ -145,7 +147,7 @@ class BridgeFargateService(Construct):
             cpu=TASK_CPU_UNITS,
             memory_limit_mib=TASK_MEMORY_MIB,
             runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.X86_64,
+                cpu_architecture=ecs.CpuArchitecture.ARM64,
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,
             ),
             volumes=[ecs.Volume(name=CONFIG_VOLUME)],
@@ -236,7 +238,7 @@ class BridgeFargateService(Construct):
             file=DOCKERFILE,
             exclude=docker_ignore_patterns(),
             ignore_mode=IgnoreMode.DOCKER,
-            platform=ecr_assets.Platform.LINUX_AMD64,
+            platform=ecr_assets.Platform.LINUX_ARM64,
         )
         log_driver = ecs.LogDrivers.aws_logs(stream_prefix="bridge", log_group=self.logs)
         mount = ecs.MountPoint(container_path=CONFIG_DIRECTORY, source_volume=CONFIG_VOLUME, read_only=False)
