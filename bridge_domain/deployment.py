@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -110,7 +111,14 @@ class DeploymentSettings(DocumentModel):
         "region. The synth refuses maxTasks x poolSize above it: every client of every task may reconnect in the "
         "same second after an outage.",
     )
-    nat_gateways: int = Field(default=1, ge=1, le=2, description="NAT gateways (2 for one per availability zone).")
+    network: Literal["publicSubnets", "natGateway"] = Field(
+        default="publicSubnets",
+        description="Where the tasks run: publicSubnets (a public address each, no inbound rule but the load "
+        "balancer's; no NAT to pay) or natGateway (private subnets behind NAT gateways).",
+    )
+    nat_gateways: int = Field(
+        default=1, ge=1, le=2, description="With network natGateway: 2 for one per availability zone."
+    )
     log_retention_days: int = Field(default=90, description="Retention of every log group the stacks create.")
     destroy_removes_data: bool = Field(
         default=False,
@@ -169,6 +177,8 @@ class DeploymentSettings(DocumentModel):
             )
         if self.status_webhook_url is not None and self.status_webhook_secret_arn is None:
             issues.append(_issue("statusWebhookSecretArn", "required with statusWebhookUrl: every call is signed"))
+        if "nat_gateways" in self.model_fields_set and self.network != "natGateway":
+            issues.append(_issue("natGateways", 'only with "network": "natGateway"'))
         if self.min_tasks > self.max_tasks:
             issues.append(_issue("minTasks", f"is larger than maxTasks ({self.max_tasks})"))
         if issues:

@@ -39,7 +39,7 @@ class ServiceStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         settings = deployment.settings
         retention = retention_days(settings.log_retention_days)
-        network = BridgeNetwork(self, "Network", nat_gateways=settings.nat_gateways, log_retention=retention)
+        network = BridgeNetwork(self, "Network", settings=settings, log_retention=retention)
         endpoint = None  # accountPrefix names the endpoint (e.g. another account's, reached with access keys)
         if deployment.configuration.account_prefix is None:
             endpoint = IotDataEndpoint(self, "IotEndpoint", log_retention=retention).endpoint
@@ -48,6 +48,7 @@ class ServiceStack(Stack):
             "Bridge",
             deployment=deployment,
             vpc=network.vpc,
+            placement=network.task_placement,
             inputs=ServiceInputs(
                 identity=identity,
                 registration_function=registration.function,

@@ -32,6 +32,7 @@ from stacks.config import BridgeDeployment
 from stacks.constructs.bridge_identity import BridgeIdentity, iot_arn
 from stacks.constructs.lambda_code import REPOSITORY_ROOT
 from stacks.constructs.monitoring import SECS_PER_PERIOD, bridge_metric
+from stacks.constructs.network import TaskPlacement
 from stacks.container_config import (
     CONFIG_DIRECTORY,
     CONFIG_FILE,
@@ -135,6 +136,7 @@ class BridgeFargateService(Construct):
         *,
         deployment: BridgeDeployment,
         vpc: ec2.IVpc,
+        placement: TaskPlacement,
         inputs: ServiceInputs,
         log_retention: logs.RetentionDays,
     ) -> None:
@@ -180,8 +182,9 @@ class BridgeFargateService(Construct):
             max_healthy_percent=200,
             circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
             health_check_grace_period=HEALTH_CHECK_GRACE_PERIOD,
-            vpc_subnets=ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS),
-            assign_public_ip=False,
+            # Public subnets or not, the service's security group admits only the load balancer (its target).
+            vpc_subnets=placement.subnets,
+            assign_public_ip=placement.assign_public_ip,
             enable_execute_command=False,
         )
         self.load_balancer = self._load_balancer(deployment, vpc)

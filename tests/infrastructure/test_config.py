@@ -203,3 +203,14 @@ def test_second_region_config_sets_the_documented_suffix() -> None:
     assert document["configuration"]["resourceNameSuffix"] == "_" + document["configuration"]["region"].replace(
         "-", "_"
     )
+
+
+def test_nat_gateway_count_needs_the_nat_layout(example: dict[str, Any], write_config: WriteConfig) -> None:
+    refused = _changed(example, "deployment", natGateways=2)
+    accepted = _changed(example, "deployment", natGateways=2, network="natGateway")
+
+    with pytest.raises(ConfigError) as exc:
+        load_deployment(write_config(refused))
+
+    assert _paths(exc) == {"deployment.natGateways"}
+    assert load_deployment(write_config(accepted)).settings.nat_gateways == 2

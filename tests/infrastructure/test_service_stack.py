@@ -124,7 +124,56 @@ def test_deployment_rolls_back_through_the_circuit_breaker(synthesized_example: 
 
     assert configuration["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
     assert configuration["MinimumHealthyPercent"] == 100
-    assert service["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "DISABLED"
+
+
+def _task_network(synthesized: Synthesized) -> dict[str, Any]:
+    [service] = synthesized.properties("AWS::ECS::Service")
+    network: dict[str, Any] = service["NetworkConfiguration"]["AwsvpcConfiguration"]
+    return network
+
+
+def _subnet_kind(synthesized: Synthesized, reference: dict[str, str]) -> bool:
+    """Whether the subnet ``reference`` points at maps public addresses (a public subnet)."""
+    subnet = synthesized.templates["Service"]["Resources"][reference["Ref"]]
+    return bool(subnet["Properties"]["MapPublicIpOnLaunch"])
+
+
+def test_tasks_run_in_public_subnets_without_nat_by_default(synthesized_example: Synthesized) -> None:
+    network = _task_network(synthesized_example)
+
+    assert synthesized_example.deployment.settings.network == "publicSubnets"
+    assert network["AssignPublicIp"] == "ENABLED"
+    assert all(_subnet_kind(synthesized_example, subnet) for subnet in network["Subnets"])
+    assert synthesized_example.properties("AWS::EC2::NatGateway") == []
+    assert synthesized_example.properties("AWS::EC2::EIP") == []
+
+
+def test_public_tasks_admit_nothing_but_the_load_balancer(synthesized_example: Synthesized) -> None:
+    resources = synthesized_example.templates["Service"]["Resources"]
+    [task_group_id] = [group["Fn::GetAtt"][0] for group in _task_network(synthesized_example)["SecurityGroups"]]
+    task_group = resources[task_group_id]["Properties"]
+    ingress = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::EC2::SecurityGroupIngress"
+        and r["Properties"]["GroupId"]["Fn::GetAtt"][0] == task_group_id
+    ]
+    [balancer] = synthesized_example.properties("AWS::ElasticLoadBalancingV2::LoadBalancer")
+    [balancer_group] = balancer["SecurityGroups"]
+
+    assert "SecurityGroupIngress" not in task_group
+    assert len(ingress) == 1
+    assert ingress[0]["SourceSecurityGroupId"] == balancer_group
+    assert (ingress[0]["FromPort"], ingress[0]["ToPort"]) == (CONTAINER_PORT, CONTAINER_PORT)
+    assert "CidrIp" not in ingress[0]
+
+
+def test_nat_layout_keeps_tasks_private_behind_nat_gateways(synthesized_second_region: Synthesized) -> None:
+    network = _task_network(synthesized_second_region)
+
+    assert network["AssignPublicIp"] == "DISABLED"
+    assert not any(_subnet_kind(synthesized_second_region, subnet) for subnet in network["Subnets"])
+    assert len(synthesized_second_region.properties("AWS::EC2::NatGateway")) == 2
 
 
 def test_cluster_has_container_insights(synthesized_example: Synthesized) -> None:
@@ -231,7 +280,7 @@ def test_vpc_needs_no_lookup(synthesized_example: Synthesized) -> None:
     subnets = synthesized_example.properties("AWS::EC2::Subnet")
     zones = [json.dumps(subnet["AvailabilityZone"]) for subnet in subnets]
 
-    assert len(subnets) == 4
+    assert len(subnets) == 2  # public subnets only: the example keeps the default network layout
     assert all("Fn::GetAZs" in zone for zone in zones)
     assert synthesized_example.properties("AWS::EC2::FlowLog")
     manifest = json.loads((synthesized_example.directory / "manifest.json").read_text(encoding="utf-8"))
