@@ -202,6 +202,11 @@ class BridgeMonitoring(Construct):
         )
 
     def _function_alarms(self, resources: MonitoredResources, settings: AlarmSettings) -> None:
+        throttled_because = {
+            "Registration": "its single reserved execution was busy with another task's batch; the bridge retries "
+            "those devices on a later uplink, after 5 minutes",
+            "StatusCallback": "the account's concurrency was exhausted; SNS retries, then the dead-letter queue",
+        }
         for construct_id, function in (
             ("Registration", resources.registration),
             ("StatusCallback", resources.status_callback),
@@ -214,7 +219,7 @@ class BridgeMonitoring(Construct):
             self._alarm(
                 f"{construct_id}Throttles",
                 function.function.metric_throttles(period=PERIOD, statistic="Sum"),
-                description=f"The {function.service_name} function was throttled (reserved concurrency reached).",
+                description=f"The {function.service_name} function was throttled: {throttled_because[construct_id]}.",
             )
         self._alarm(
             "RegistrationFailures",
