@@ -27,6 +27,7 @@ from bridge_container.states import ConnectionState
 from bridge_domain.connection import ConnectionConfiguration
 from bridge_domain.deployment import AlarmSettings
 from bridge_domain.quotas import PUBLISHES_PER_SEC_PER_CONNECTION
+from bridge_domain.registration import RegistrationOutcome
 from stacks.constructs.functions import BridgeFunction
 
 # The connection a deployment's file defines (the bridge's DEFAULT_CONNECTION_ID).
@@ -197,7 +198,7 @@ class BridgeMonitoring(Construct):
         )
         self._alarm(
             "BridgeRegistrationFailures",
-            bridge_metric(EmfName.THINGS_REGISTERED, Outcome="failed"),
+            bridge_metric(EmfName.THINGS_REGISTERED, Outcome=RegistrationOutcome.FAILED.value),
             description="The bridge could not register new devices as things (see the registration function).",
         )
 

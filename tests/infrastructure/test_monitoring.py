@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
-from bridge_container.metrics import DEFAULT_EMF_METRICS, EMF_NAMESPACE, EmfDimension
+from bridge_container.metrics import DEFAULT_EMF_METRICS, EMF_NAMESPACE, EmfDimension, EmfEmitter
 from bridge_container.service import DEFAULT_CONNECTION_ID
 from bridge_domain.exceptions import ConfigError
 from stacks.config import load_deployment
 from stacks.constructs.monitoring import DEPLOYED_CONNECTION_ID
 from tests.infrastructure.conftest import Synthesized
+from tests.unit.bridge.test_ingress import AS_KEY, build, configuration
+from tests.unit.bridge.test_ingress_auth import UPLINK, UPLINK_FIELDS, signed
 
 pytestmark = pytest.mark.infrastructure
 
@@ -221,3 +225,29 @@ def test_low_rate_alarm_can_be_turned_off(synthesized_plain_http: Synthesized) -
     assert synthesized_plain_http.deployment.settings.alarms.low_uplinks_per_min == 0
     assert len(alarms) == 12
     assert not [alarm for alarm in alarms if alarm["ComparisonOperator"] == "LessThanThreshold"]
+
+
+async def test_refusals_at_the_ingress_reach_the_alarms_through_the_lines_the_bridge_writes(
+    synthesized_example: Synthesized,
+) -> None:
+    ingress, sink, _, registry = build(configuration(lns=[{"kind": "thingpark", "asKey": AS_KEY}]))
+    emitter = EmfEmitter(registry, stream=io.StringIO())
+    sink.capacity = 0
+    body = orjson.dumps({"DevEUI_uplink": UPLINK})
+    full = await ingress.handle("thingpark", body, query=signed(UPLINK, UPLINK_FIELDS))
+    forged = await ingress.handle("thingpark", body, query=b"Time=2026-05-01T12:00:00Z&Token=" + b"ab" * 32)
+    documents = [orjson.loads(line) for line in emitter.lines()]
+
+    def reported(alarm: dict[str, Any]) -> float:
+        wanted = _dimensions(alarm)
+        return sum(
+            float(document.get(alarm["MetricName"], 0))
+            for document in documents
+            if document["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [list(wanted)]
+            and all(document.get(name) == value for name, value in wanted.items())
+        )
+
+    assert (full.status, forged.status) == (429, 401)
+    assert reported(_alarm(synthesized_example, "Uplinks were refused with 429")) == 1
+    assert reported(_alarm(synthesized_example, "Requests to the ingress were refused for their credentials")) == 1
+    assert reported(_alarm(synthesized_example, "Accepted uplinks were not published")) == 0
