@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_ecs as ecs
@@ -40,6 +40,7 @@ WIDGET_WIDTH = 8
 WIDGET_HEIGHT = 6
 REGISTRATION_FAILURES_METRIC = "ThingRegistrationFailures"  # Powertools metric of the registration function
 POWERTOOLS_SERVICE_DIMENSION = "service"
+KEY_DELETION_WINDOW = Duration.days(7)  # the shortest KMS allows
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +103,15 @@ class BridgeMonitoring(Construct):
     def _topic(self, email: str | None) -> sns.Topic:
         # CloudWatch cannot use the AWS managed SNS key: alarms publish to a topic encrypted with a key of our own
         # whose policy lets CloudWatch (of this account only) encrypt with it.
-        key = kms.Key(self, "AlarmTopicKey", enable_key_rotation=True, description="Encrypts the bridge's alarms")
+        key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            enable_key_rotation=True,
+            description="Encrypts the bridge's alarms",
+            # Notifications are not kept anywhere: nothing needs the key once the stack is gone.
+            removal_policy=RemovalPolicy.DESTROY,
+            pending_window=KEY_DELETION_WINDOW,
+        )
         stack = Stack.of(self)
         key.grant(
             iam.ServicePrincipal(

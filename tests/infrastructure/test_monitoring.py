@@ -142,6 +142,8 @@ def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use_and_refuses_plai
 
     assert template["Resources"][key_id]["Type"] == "AWS::KMS::Key"
     assert key["EnableKeyRotation"] is True
+    assert template["Resources"][key_id]["DeletionPolicy"] == "Delete"  # scheduled for deletion with the stack
+    assert key["PendingWindowInDays"] == 7
     assert [set(s["Action"]) for s in cloudwatch] == [{"kms:Decrypt", "kms:GenerateDataKey*"}]
     assert "aws:SourceAccount" in cloudwatch[0]["Condition"]["StringEquals"]
     [deny] = [s for s in topic_policy["PolicyDocument"]["Statement"] if s["Effect"] == "Deny"]
