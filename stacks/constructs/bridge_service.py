@@ -273,6 +273,8 @@ class BridgeFargateService(Construct):
                 EnvVar.ADMIN_TOKEN_SECRET: self.admin_token.secret_arn,
                 EnvVar.CONNECTIONS_TABLE: inputs.connections_table.table_name,
                 EnvVar.DRAIN_DEADLINE_SECS: str(DRAIN_DEADLINE.to_seconds()),
+                # One EMF line per connection and period: the alarms and the scaling count on it.
+                EnvVar.EMF_INTERVAL_SECS: str(SECS_PER_PERIOD),
                 EnvVar.AWS_REGION: region,
                 EnvVar.AWS_DEFAULT_REGION: region,
             },

@@ -32,8 +32,8 @@ from stacks.constructs.functions import BridgeFunction
 
 # The connection a deployment's file defines (the bridge's DEFAULT_CONNECTION_ID).
 DEPLOYED_CONNECTION_ID = "default"
-PERIOD = Duration.minutes(1)  # the bridge's EMF interval: one data point per connection, task and minute
-SECS_PER_PERIOD = 60
+SECS_PER_PERIOD = 60  # the bridge's EMF interval (the task definition sets it): one data point per task a period
+PERIOD = Duration.seconds(SECS_PER_PERIOD)
 BUFFER_PRESSURE_MINS = 5
 DASHBOARD_WIDTH = 24
 WIDGET_WIDTH = 8

@@ -58,6 +58,18 @@ def test_alarms_watch_the_deployed_connection_s_emitted_metrics(synthesized_exam
         assert (alarm["MetricName"], breakdown) in EMITTED, alarm["AlarmDescription"]
 
 
+def test_the_bridge_writes_one_line_per_alarm_period(synthesized_example: Synthesized) -> None:
+    [task] = synthesized_example.properties("AWS::ECS::TaskDefinition")
+    [bridge] = [c for c in task["ContainerDefinitions"] if c["Name"] == "bridge"]
+    environment = {item["Name"]: item["Value"] for item in bridge["Environment"]}
+    periods = {
+        a["Period"] for a in synthesized_example.properties("AWS::CloudWatch::Alarm", "Service") if "Period" in a
+    }
+
+    assert periods == {60}
+    assert environment["BRIDGE_EMF_INTERVAL_SECS"] == "60"
+
+
 def test_low_uplink_rate_alarm_takes_the_configured_threshold_and_window(synthesized_example: Synthesized) -> None:
     alarm = _alarm(synthesized_example, "Fewer than")
     settings = synthesized_example.deployment.settings.alarms
