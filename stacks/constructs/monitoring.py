@@ -1,10 +1,10 @@
 """Alarms, their notification topic and one dashboard, on the bridge's EMF metrics and the functions' own.
 
-The bridge writes one EMF line per connection, task and minute (``bridge_container.metrics``): counters are the
-increase over that minute, so a metric's ``Sum`` over a minute is the whole service's count for the connection and
-its ``Average`` or ``Maximum`` is one task's. Breakdowns (by ``Reason``, ``State``, ``Outcome``) carry one more
-dimension. Alarms watch the deployed connection; connections added later through the Connections API appear on the
-dashboard through its search expressions.
+The bridge writes one EMF line per connection, task and minute, and one per breakdown value (by ``Reason``,
+``State``, ``Outcome``, a second dimension; ``bridge_container.metrics``). Counters are the increase over that
+minute, so a metric's ``Sum`` over a minute is the whole service's count for the connection and its ``Average`` or
+``Maximum`` is one task's. Alarms watch the deployed connection; connections added later through the Connections
+API appear on the dashboard through its search expressions.
 """
 
 from __future__ import annotations
@@ -53,9 +53,7 @@ class MonitoredResources:
     dead_letters: sqs.IQueue
 
 
-def bridge_metric(
-    name: EmfName, *, statistic: str = "Sum", label: str | None = None, **extra_dimensions: str
-) -> cloudwatch.Metric:
+def bridge_metric(name: EmfName, *, statistic: str = "Sum", **extra_dimensions: str) -> cloudwatch.Metric:
     """A metric of the deployed connection (``extra_dimensions``: one breakdown, e.g. ``Reason="buffer_full"``)."""
     return cloudwatch.Metric(
         namespace=EMF_NAMESPACE,
@@ -63,7 +61,6 @@ def bridge_metric(
         dimensions_map={EmfDimension.CONNECTION.value: DEPLOYED_CONNECTION_ID, **extra_dimensions},
         statistic=statistic,
         period=PERIOD,
-        label=label,
     )
 
 
