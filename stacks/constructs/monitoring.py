@@ -40,6 +40,7 @@ WIDGET_WIDTH = 8
 WIDGET_HEIGHT = 6
 REGISTRATION_FAILURES_METRIC = "ThingRegistrationFailures"  # Powertools metric of the registration function
 POWERTOOLS_SERVICE_DIMENSION = "service"
+AWS_IOT_NAMESPACE = "AWS/IoT"
 KEY_DELETION_WINDOW = Duration.days(7)  # the shortest KMS allows
 
 
@@ -60,6 +61,17 @@ def bridge_metric(name: EmfName, *, statistic: str = "Sum", **extra_dimensions: 
         metric_name=name.value,
         dimensions_map={EmfDimension.CONNECTION.value: DEPLOYED_CONNECTION_ID, **extra_dimensions},
         statistic=statistic,
+        period=PERIOD,
+    )
+
+
+def aws_iot_metric(name: str) -> cloudwatch.Metric:
+    """An account-wide AWS IoT Core broker metric for MQTT (WSS included), summed over a period."""
+    return cloudwatch.Metric(
+        namespace=AWS_IOT_NAMESPACE,
+        metric_name=name,
+        dimensions_map={"Protocol": "MQTT"},
+        statistic="Sum",
         period=PERIOD,
     )
 
@@ -202,6 +214,16 @@ class BridgeMonitoring(Construct):
             description=f"A task's uplink buffer stayed over {settings.buffer_pressure_percent} % full for "
             f"{BUFFER_PRESSURE_MINS} minutes: uplinks arrive faster than the publish quota lets them out.",
         )
+        for construct_id, metric_name, what in (
+            ("AwsIotPublishThrottles", "PublishIn.Throttle", "publishes"),
+            ("AwsIotConnectThrottles", "Connect.Throttle", "connection requests"),
+        ):
+            self._alarm(
+                construct_id,
+                aws_iot_metric(metric_name),
+                description=f"AWS IoT Core throttled MQTT {what} in this account and region (the bridge's or another "
+                "workload's): the account quota is reached. Raise it in Service Quotas, or lower maxTasks.",
+            )
         self._alarm(
             "BridgeRegistrationFailures",
             bridge_metric(EmfName.THINGS_REGISTERED, Outcome=RegistrationOutcome.FAILED.value),
@@ -315,8 +337,9 @@ class BridgeMonitoring(Construct):
                 ],
             ),
             graph(
-                "Quota: publishes/s per MQTT connection (deployed connection)",
+                "Quota: publishes/s per MQTT connection (deployed connection); AWS IoT throttles (account)",
                 [per_connection],
+                right=[aws_iot_metric("PublishIn.Throttle"), aws_iot_metric("Connect.Throttle")],
                 left_annotations=[
                     cloudwatch.HorizontalAnnotation(
                         value=PUBLISHES_PER_SEC_PER_CONNECTION, label="AWS IoT limit per connection"

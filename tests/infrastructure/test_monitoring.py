@@ -105,6 +105,17 @@ def test_any_occurrence_alarms_fire_on_the_first_one(
     assert alarm["TreatMissingData"] == "notBreaching"
 
 
+@pytest.mark.parametrize("metric", ["PublishIn.Throttle", "Connect.Throttle"])
+def test_account_quota_throttles_at_aws_iot_alarm(synthesized_example: Synthesized, metric: str) -> None:
+    [alarm] = [
+        a for a in synthesized_example.properties("AWS::CloudWatch::Alarm", "Service") if a.get("MetricName") == metric
+    ]
+
+    assert (alarm["Namespace"], _dimensions(alarm)) == ("AWS/IoT", {"Protocol": "MQTT"})
+    assert (alarm["Statistic"], alarm["Threshold"]) == ("Sum", 1)
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
 def test_buffer_pressure_alarm_divides_the_fullest_buffer_by_its_size(synthesized_example: Synthesized) -> None:
     alarm = _alarm(synthesized_example, "A task's uplink buffer stayed over")
     queries = {query["Id"]: query for query in alarm["Metrics"]}
@@ -134,7 +145,7 @@ def test_every_alarm_notifies_the_alarm_topic_on_alarm_and_recovery(synthesized_
     [topic_id] = [name for name, r in template["Resources"].items() if r["Type"] == "AWS::SNS::Topic"]
     alarms = synthesized_example.properties("AWS::CloudWatch::Alarm", "Service")
 
-    assert len(alarms) == 13
+    assert len(alarms) == 15
     for alarm in alarms:
         assert alarm["AlarmActions"] == [{"Ref": topic_id}]
         assert alarm["OKActions"] == [{"Ref": topic_id}]
@@ -216,7 +227,7 @@ def test_dashboard_shows_every_connection_and_breakdown_the_bridge_emits(synthes
             continue  # a total is graphed through its breakdown
         assert f'{{{keys}}} MetricName="{name}"' in expressions, (name, dimension)
     [alarm_widget] = [w for w in body["widgets"] if w["properties"].get("title") == "Alarms"]
-    assert len(alarm_widget["properties"]["alarms"]) == 13
+    assert len(alarm_widget["properties"]["alarms"]) == 15
 
 
 def test_alarm_settings_refuse_a_bad_address_and_a_window_beyond_a_day(
@@ -237,7 +248,7 @@ def test_low_rate_alarm_can_be_turned_off(synthesized_plain_http: Synthesized) -
     alarms = synthesized_plain_http.properties("AWS::CloudWatch::Alarm", "Service")
 
     assert synthesized_plain_http.deployment.settings.alarms.low_uplinks_per_min == 0
-    assert len(alarms) == 12
+    assert len(alarms) == 14
     assert not [alarm for alarm in alarms if alarm["ComparisonOperator"] == "LessThanThreshold"]
 
 
