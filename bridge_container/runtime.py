@@ -24,6 +24,7 @@ from bridge_container.registration import build_registrar
 from bridge_container.states import ConnectionState, StateReport
 from bridge_container.uplink.pool import MqttPool, PoolSettings, Uplink
 from bridge_domain.connection import Connection, ConnectionConfiguration
+from bridge_domain.quotas import CREATE_THING_PER_SEC
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class RuntimeSettings:
     """Process-level choices every connection runtime shares."""
 
     registration_function: str | None = None
+    registration_rate_per_sec: float = CREATE_THING_PER_SEC  # in-process registration only
     lift_rate_limits: bool = False  # benchmarks against a local broker only
 
 
@@ -58,7 +60,13 @@ class ConnectionRuntime:
             clients,
             metrics,
         )
-        self.registrar = build_registrar(connection_id, config, metrics, function_name=settings.registration_function)
+        self.registrar = build_registrar(
+            connection_id,
+            config,
+            metrics,
+            function_name=settings.registration_function,
+            rate_per_sec=settings.registration_rate_per_sec,
+        )
         self.downlinks = DownlinkService(connection_id, config, self.pool, registry)
         # With downlinks off, ThingPark reports are counted as ignored, not silently taken.
         reports = self.downlinks.report if self.downlinks.enabled else None

@@ -180,6 +180,7 @@ class BridgeService:
         )
         settings = RuntimeSettings(
             registration_function=self.settings.registration_function,
+            registration_rate_per_sec=self.settings.registration_rate_per_sec,
             lift_rate_limits=self.settings.lift_rate_limits,
         )
         return ConnectionRuntime(

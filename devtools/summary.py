@@ -78,6 +78,31 @@ def parse_metrics(text: str) -> BridgeFigures:
     return figures
 
 
+def _add(into: dict[str, float], more: dict[str, float]) -> dict[str, float]:
+    return {key: into.get(key, 0.0) + more.get(key, 0.0) for key in into.keys() | more.keys()}
+
+
+def combine(tasks: list[BridgeFigures]) -> BridgeFigures:
+    """The figures of several bridge tasks as one; pool states keyed ``task<n>/<connection>`` when several."""
+    if len(tasks) == 1:
+        return tasks[0]
+    total = BridgeFigures()
+    for number, figures in enumerate(tasks, start=1):
+        total.accepted += figures.accepted
+        total.published += figures.published
+        total.dropped = _add(total.dropped, figures.dropped)
+        total.rejected = _add(total.rejected, figures.rejected)
+        total.registrations = _add(total.registrations, figures.registrations)
+        total.downlinks_received += figures.downlinks_received
+        total.downlinks_sent += figures.downlinks_sent
+        total.downlinks_failed += figures.downlinks_failed
+        total.buffer_depth += figures.buffer_depth
+        total.pool_states.update({f"task{number}/{key}": state for key, state in figures.pool_states.items()})
+        for state, count in figures.client_states.items():
+            total.client_states[state] = total.client_states.get(state, 0) + count
+    return total
+
+
 @dataclass(slots=True)
 class AwsFigures:
     """From the IoT Core stand-in: what AWS would have discarded or refused, and the busiest rolling second."""

@@ -274,7 +274,7 @@ class CrtMqttClient:
         if settings.sign_websocket:
             if settings.access_key_id and settings.secret_access_key:
                 provider = awscrt.auth.AwsCredentialsProvider.new_static(
-                    settings.access_key_id, settings.secret_access_key
+                    settings.access_key_id, settings.secret_access_key, settings.session_token
                 )
             else:  # the task role inside the customer's own account
                 provider = awscrt.auth.AwsCredentialsProvider.new_default_chain()

@@ -109,6 +109,7 @@ class ClientSettings:
     sign_websocket: bool = True
     access_key_id: str | None = None
     secret_access_key: str | None = None
+    session_token: str | None = None  # temporary credentials (an operator's session), appended after signing
     wss_path: str = "/mqtt"
     reconnect: ReconnectSettings = field(default_factory=ReconnectSettings)
 

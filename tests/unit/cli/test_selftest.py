@@ -1,0 +1,86 @@
+"""The self-test's synthetic uplinks (each accepted by the bridge's own parsers and checks) and its usage errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import orjson
+import pytest
+
+from bridge_container.ingress import chirpstack, thingpark, tts
+from bridge_container.ingress.exceptions import UnauthorizedError
+from cli.selftest import SECRET_ENV, Lns, Target, main, uplink_request
+
+AS_KEY = "0123456789abcdef0123456789abcdef"
+DEV_EUI = "5E1F7E5700000001"
+
+
+def target(lns: Lns, secret: str | None = AS_KEY) -> Target:
+    return Target(
+        ingress_url="https://bridge.example.com/",
+        lns=lns,
+        secret=secret,
+        iot_endpoint="example-ats.iot.eu-central-1.amazonaws.com",
+        region="eu-central-1",
+        application_id="app-1",
+    )
+
+
+def test_the_thingpark_uplink_carries_a_token_the_bridge_verifies_with_the_as_key() -> None:
+    url, body, _ = uplink_request(target("thingpark"), DEV_EUI, 4242)
+    parts = urlsplit(url)
+    assert parts.path == "/uplinks/thingpark"
+    inner = orjson.loads(body)[thingpark.UPLINK_ROOT]
+    record = thingpark.parse_uplink(orjson.loads(body), body)
+    assert (record.dev_eui, record.fcnt_up) == (DEV_EUI, 4242)
+    now = dt.datetime.now(dt.UTC)
+    thingpark.verify_token(thingpark.UPLINK_ROOT, inner, parts.query.encode(), AS_KEY, 60, now)
+    with pytest.raises(UnauthorizedError):
+        thingpark.verify_token(thingpark.UPLINK_ROOT, inner, parts.query.encode(), "f" * 32, 60, now)
+
+
+@pytest.mark.parametrize("lns", ["chirpstack", "tts"])
+def test_chirpstack_and_tts_uplinks_parse_and_carry_the_ingress_token(lns: Lns) -> None:
+    url, body, headers = uplink_request(target(lns, secret="ingress-token"), DEV_EUI, 7)
+    assert urlsplit(url).path == f"/uplinks/{lns}"
+    assert headers["Authorization"] == "Bearer ingress-token"
+    document = orjson.loads(body)
+    record = chirpstack.parse_up(document, body) if lns == "chirpstack" else tts.parse_uplink(document, body)
+    assert (record.dev_eui, record.fcnt_up) == (DEV_EUI, 7)
+
+
+def test_the_target_repr_leaves_the_secret_out() -> None:
+    assert AS_KEY not in repr(target("thingpark"))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--iot-endpoint", "x-ats.iot.eu-central-1.amazonaws.com"], "missing --ingress-url"),
+        (
+            ["--ingress-url", "https://b", "--iot-endpoint", "e", "--region", "eu-central-1", "--lns", "tts"],
+            "--application-id",
+        ),
+        (
+            ["--ingress-url", "https://b", "--iot-endpoint", "e", "--region", "eu-central-1", "--dev-eui", "12"],
+            "DevEUI must be 16 hexadecimal digits",
+        ),
+        (["--ingress-url", "https://b", "--iot-endpoint", "e", "--timeout", "0"], "--timeout must be > 0"),
+    ],
+    ids=["no-ingress", "tts-without-application", "bad-dev-eui", "bad-timeout"],
+)
+def test_bad_usage_exits_2_naming_the_option(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SECRET_ENV, AS_KEY)
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert message in error
+    assert AS_KEY not in error
+
+
+def test_local_without_a_running_make_run_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--local", str(tmp_path)]) == 2
+    assert "is make run running with it?" in capsys.readouterr().err
