@@ -367,7 +367,8 @@ async def task_figures(parts: RunParts, client: httpx.AsyncClient) -> list[Bridg
 
 
 async def snapshot(parts: RunParts, client: httpx.AsyncClient, things: int) -> Snapshot:
-    figures = combine(await task_figures(parts, client))
+    by_task = await task_figures(parts, client)
+    figures = combine(by_task)
     stats, watched = parts.simulator.stats, parts.watcher.stats
     stand_in = parts.broker.stand_in
     aws = AwsFigures.from_report(await asyncio.to_thread(stand_in.report)) if stand_in else AwsFigures()
@@ -384,6 +385,8 @@ async def snapshot(parts: RunParts, client: httpx.AsyncClient, things: int) -> S
         downlinks_at_lns=len(parts.lns.requests),
         feedback=dict(watched.feedback),
         aws=aws,
+        accepted_by_task=[task.accepted for task in by_task],
+        downlinks_sent_by_task=[task.downlinks_sent for task in by_task],
     )
 
 
