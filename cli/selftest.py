@@ -302,7 +302,12 @@ class Reporter:
         detail: list[str] = []
         started = time.monotonic() if started_at is None else started_at
         try:
-            yield detail
+            try:
+                yield detail
+            except (ClientError, BotoCoreError, MqttError, OSError) as exc:
+                raise SelfTestError(
+                    f"{type(exc).__name__}: {exc}", "your AWS credentials and permissions, the region, the network"
+                ) from exc
         except SelfTestError as exc:
             self.failed = True
             self._line("FAIL", time.monotonic() - started, f"{name}: {exc.problem}")
@@ -352,11 +357,11 @@ async def run_selftest(target: Target, out: TextIO = sys.stdout) -> int:
             await listener.subscribe(downlink_topic + "/+")
             detail.append(f"{target.iot_endpoint}:{target.iot_port} as {listener.client_id}")
         done += 1
-        if not await asyncio.to_thread(_thing_exists, aws, thing):
-            made.thing = thing
         marker = secrets.randbelow(2**31)
-        posted_at = time.monotonic()
         async with reporter.step(STEP_NAMES[1]) as detail:
+            if not await asyncio.to_thread(_thing_exists, aws, thing):
+                made.thing = thing  # made by this run: the cleanup deletes it
+            posted_at = time.monotonic()
             detail.append(await _post_uplink(target, dev_eui, marker))
         done += 1
         async with reporter.step(STEP_NAMES[2], started_at=posted_at) as detail:  # from the POST to its arrival

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import io
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -11,7 +13,8 @@ import pytest
 
 from bridge_container.ingress import chirpstack, thingpark, tts
 from bridge_container.ingress.exceptions import UnauthorizedError
-from cli.selftest import SECRET_ENV, Lns, Target, main, uplink_request
+from cli.selftest import SECRET_ENV, Lns, Target, main, run_selftest, uplink_request
+from devtools.ports import free_port
 
 AS_KEY = "0123456789abcdef0123456789abcdef"
 DEV_EUI = "5E1F7E5700000001"
@@ -84,3 +87,27 @@ def test_bad_usage_exits_2_naming_the_option(
 def test_local_without_a_running_make_run_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--local", str(tmp_path)]) == 2
     assert "is make run running with it?" in capsys.readouterr().err
+
+
+def test_an_unreachable_iot_endpoint_fails_the_first_step_and_skips_the_rest() -> None:
+    unreachable = Target(
+        ingress_url="http://127.0.0.1:9",
+        lns="thingpark",
+        secret=AS_KEY,
+        iot_endpoint="127.0.0.1",
+        iot_port=free_port(),  # nothing listens there
+        region="eu-central-1",
+        aws_endpoint_url="http://127.0.0.1:9",
+        local=True,
+        timeout_secs=1.5,
+    )
+    out = io.StringIO()
+    assert asyncio.run(run_selftest(unreachable, out)) == 1
+    lines = out.getvalue().splitlines()
+    assert lines[1].split()[0] == "FAIL"
+    assert "connect to AWS IoT Core over WSS: not connected after 1.5s" in lines[1]
+    assert lines[2].strip().startswith("check: the IoT endpoint")
+    assert [line.split()[0] for line in lines[3:8]] == ["skip"] * 5
+    assert "cleanup: nothing to delete" in lines[8]
+    assert lines[9].startswith("FAILED in ")
+    assert AS_KEY not in out.getvalue()
