@@ -184,12 +184,16 @@ class Aws:
     session: Any
     endpoint_url: str | None
     iot_data_endpoint: str | None
+    _clients: dict[str, Any] = field(default_factory=dict)
 
     def client(self, service: str) -> Any:
-        endpoint = self.endpoint_url
-        if service == "iot-data" and endpoint is None and self.iot_data_endpoint:
-            endpoint = f"https://{self.iot_data_endpoint}"
-        return self.session.client(service, endpoint_url=endpoint)
+        """One client per service, made on first use (boto3 clients are thread-safe)."""
+        if service not in self._clients:
+            endpoint = self.endpoint_url
+            if service == "iot-data" and endpoint is None and self.iot_data_endpoint:
+                endpoint = f"https://{self.iot_data_endpoint}"
+            self._clients[service] = self.session.client(service, endpoint_url=endpoint)
+        return self._clients[service]
 
 
 def aws_for(target: Target) -> Aws:
@@ -208,6 +212,7 @@ class Listener:
 
     def __init__(self, target: Target, aws: Aws) -> None:
         self.messages: list[InboundMessage] = []
+        self._local = target.local
         credentials = aws.session.get_credentials()
         if credentials is None:
             raise SelfTestError(
@@ -241,7 +246,9 @@ class Listener:
             if time.monotonic() > deadline:
                 raise SelfTestError(
                     f"not connected after {timeout_secs:g}s (state {self._client.state})",
-                    "the IoT endpoint (IotDataEndpoint output), the region, and that the caller may iot:Connect",
+                    "that make run is running with this state directory"
+                    if self._local
+                    else "the IoT endpoint (IotDataEndpoint output), the region, and that the caller may iot:Connect",
                 )
             await asyncio.sleep(POLL_SECS)
 

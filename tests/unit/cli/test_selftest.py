@@ -97,8 +97,6 @@ def test_an_unreachable_iot_endpoint_fails_the_first_step_and_skips_the_rest() -
         iot_endpoint="127.0.0.1",
         iot_port=free_port(),  # nothing listens there
         region="eu-central-1",
-        aws_endpoint_url="http://127.0.0.1:9",
-        local=True,
         timeout_secs=1.5,
     )
     out = io.StringIO()
