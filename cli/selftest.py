@@ -10,7 +10,9 @@ Steps, each printed on one line with its time; the first failure says what to ch
 4. see its thing registered (``DescribeThing``);
 5. publish a test downlink and see its feedback;
 6. subscribe a queue of its own to the status topic (``enebular_status_push_sns``), report the test thing connected
-   in its shadow (``enebular/things/<thing>/shadow/update``, the agents' topic) and see the status change arrive;
+   in its shadow (``enebular/things/<thing>/shadow/update``, the agents' topic) and see the status change arrive
+   (with ``--dev-eui`` of an existing thing, a synthetic thing of its own instead: a real device's shadow is left
+   alone);
 7. clean up what it made: the queue and its subscription, the shadow, and the thing when it did not exist before.
 
 Secrets (the AS key, the ingress token) come from the environment variable ``BRIDGE_SELFTEST_SECRET`` or, with
@@ -24,6 +26,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -287,7 +290,7 @@ class Listener:
 class Made:
     """What the self-test created, for the cleanup."""
 
-    thing: str | None = None  # a thing that did not exist before the run
+    things: list[str] = field(default_factory=list)  # things that did not exist before the run
     shadow: str | None = None
     queue_url: str | None = None
     subscription_arn: str | None = None
@@ -367,7 +370,7 @@ async def run_selftest(target: Target, out: TextIO = sys.stdout) -> int:
         marker = secrets.randbelow(2**31)
         async with reporter.step(STEP_NAMES[1]) as detail:
             if not await asyncio.to_thread(_thing_exists, aws, thing):
-                made.thing = thing  # made by this run: the cleanup deletes it
+                made.things.append(thing)  # made by this run (the bridge registers it): the cleanup deletes it
             posted_at = time.monotonic()
             detail.append(await _post_uplink(target, dev_eui, marker))
         done += 1
@@ -546,7 +549,16 @@ def _received_status(aws: Aws, queue_url: str, thing: str) -> dict[str, Any] | N
     return None
 
 
-async def _status_change(target: Target, aws: Aws, listener: Listener, thing: str, made: Made) -> str:
+async def _status_change(target: Target, aws: Aws, listener: Listener, device_thing: str, made: Made) -> str:
+    """The status change goes through the shadow of the test's own thing; never a real device's (``--dev-eui``)."""
+    thing = device_thing
+    if device_thing not in made.things:
+        thing = DEV_EUI_PREFIX + secrets.token_hex(4).upper()
+        try:
+            await asyncio.to_thread(aws.client("iot").create_thing, thingName=thing)
+        except ClientError as exc:
+            raise SelfTestError(f"CreateThing {thing}: {exc}", "the caller may iot:CreateThing") from exc
+        made.things.append(thing)
     try:
         topic_arn = await asyncio.to_thread(_status_topic_arn, aws, target.status_topic)
         await asyncio.to_thread(_subscribe_queue, aws, topic_arn, made)
@@ -605,9 +617,8 @@ def _remove(aws: Aws, made: Made, removed: list[str], problems: list[str]) -> No
     if made.shadow is not None:
         name = made.shadow
         attempt("shadow", lambda: aws.client("iot-data").delete_thing_shadow(thingName=name))
-    if made.thing is not None:
-        thing = made.thing
-        attempt(f"thing {thing}", lambda: _delete_thing(aws.client("iot"), thing))
+    for thing in made.things:
+        attempt(f"thing {thing}", functools.partial(_delete_thing, aws.client("iot"), thing))
 
 
 def _delete_thing(iot: Any, thing: str) -> None:

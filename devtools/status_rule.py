@@ -83,6 +83,12 @@ class LocalStatusRule:
         except ValueError:
             logger.warning("shadow update of %s is not JSON; ignored as AWS's rule would", thing)
             return
+        try:
+            self._update_and_push(thing, update)
+        except ClientError as exc:  # AWS's rule would send this to its error action
+            logger.warning("status rule for %s failed: %s", thing, exc)
+
+    def _update_and_push(self, thing: str, update: dict[str, Any]) -> None:
         data = boto3.client("iot-data", endpoint_url=self._endpoint_url, region_name=self._region)
         previous: dict[str, Any] = {}
         with contextlib.suppress(ClientError):

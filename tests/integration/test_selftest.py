@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,4 +140,23 @@ def test_selftest_fails_clearly_when_the_uplink_never_arrives(local_run: LocalRu
     assert "nothing on elsewhere/5E1F7E57" in completed.stdout
     assert "uplinkTopicPattern" in completed.stdout
     # the bridge registered the thing for the uplink it accepted; the cleanup removed it
+    assert leftovers(local_run) == ([], [])
+
+
+def test_selftest_with_a_registered_device_keeps_its_thing_and_leaves_its_shadow_alone(local_run: LocalRun) -> None:
+    endpoint, region = str(local_run.endpoints["awsEndpointUrl"]), str(local_run.endpoints["region"])
+    iot = boto3.client("iot", endpoint_url=endpoint, region_name=region)
+    device = "70B3D57ED0000001"  # the first simulated device, registered by the bridge on its first uplink
+    deadline = time.monotonic() + 30
+    while not any(thing["thingName"] == device for thing in iot.list_things()["things"]):
+        assert time.monotonic() < deadline, f"{device} was never registered"
+        time.sleep(0.5)
+    completed = selftest(local_run, "--dev-eui", device.lower())
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert f"thing registered: {device}" in completed.stdout
+    assert "status change delivered: 5E1F7E57" in completed.stdout  # a synthetic thing of its own instead
+    iot.describe_thing(thingName=device)  # still there
+    shadows = boto3.client("iot-data", endpoint_url=endpoint, region_name=region)
+    with pytest.raises(shadows.exceptions.ResourceNotFoundException):
+        shadows.get_thing_shadow(thingName=device)
     assert leftovers(local_run) == ([], [])
