@@ -45,6 +45,7 @@ import httpx
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
+from bridge_container.downlink.reasons import FailureReason, FeedbackStatus
 from bridge_container.exceptions import MqttError
 from bridge_container.mqtt.crt import CrtMqttClient
 from bridge_container.mqtt.port import ClientCallbacks, ClientSettings, InboundMessage, MqttClient
@@ -381,7 +382,7 @@ async def run_selftest(target: Target, out: TextIO = sys.stdout) -> int:
             detail.append(await _thing_registered(target, aws, thing))
         done += 1
         async with reporter.step(STEP_NAMES[4]) as detail:
-            detail.append(await _downlink_feedback(target, listener, downlink_topic, dev_eui))
+            detail.append(await downlink_feedback(target, listener, downlink_topic, dev_eui))
         done += 1
         async with reporter.step(STEP_NAMES[5]) as detail:
             detail.append(await _status_change(target, aws, listener, thing, made))
@@ -477,7 +478,7 @@ async def _thing_registered(target: Target, aws: Aws, thing: str) -> str:
         await asyncio.sleep(POLL_SECS * 5)
 
 
-async def _downlink_feedback(target: Target, listener: Listener, topic: str, dev_eui: str) -> str:
+async def downlink_feedback(target: Target, listener: Listener, topic: str, dev_eui: str) -> str:
     correlation_id = f"selftest-{secrets.token_hex(6)}"
     document = {"payload_hex": "00", "FPort": SELFTEST_FPORT, "lns": target.lns, "correlationId": correlation_id}
     await listener.publish(topic, orjson.dumps(document))
@@ -496,8 +497,23 @@ async def _downlink_feedback(target: Target, listener: Listener, topic: str, dev
             "downlinkTopicPattern, the bridge's downlink subscription (its log), and the caller may iot:Publish",
         )
     feedback = orjson.loads(message.payload)
-    reason = f" ({feedback['reason']})" if "reason" in feedback else ""
-    return f"{feedback.get('status', message.topic.rsplit('/', 1)[-1])}{reason} for {dev_eui}"
+    status, reason = str(feedback.get("status", "")), str(feedback.get("reason", ""))
+    if status == FeedbackStatus.FAILED and reason not in _NETWORK_SERVER_ANSWERS:
+        detail = f": {feedback['detail']}" if "detail" in feedback else ""
+        raise SelfTestError(
+            f"the bridge could not hand the downlink to the network server ({reason}{detail})",
+            _DOWNLINK_HINTS.get(reason, "the bridge's log and the connection's lns section"),
+        )
+    return f"{status}{f' ({reason})' if reason else ''} for {dev_eui}"
+
+
+# The network server answered: for a synthetic DevEUI it knows nothing of, a refusal proves the path as well.
+_NETWORK_SERVER_ANSWERS: Final = frozenset({FailureReason.LNS_REJECTED, FailureReason.LNS_REPORTED_FAILURE})
+_DOWNLINK_HINTS: Final[dict[str, str]] = {
+    FailureReason.LNS_UNAVAILABLE: "the lns section's downlinkUrl/apiUrl and that the bridge's tasks can reach it",
+    FailureReason.NO_LNS: "the connection's lns section has an entry for --lns",
+    FailureReason.INVALID_DOCUMENT: "downlinkTopicPattern and the bridge's downlink document settings",
+}
 
 
 def _status_topic_arn(aws: Aws, name_or_arn: str) -> str:

@@ -13,7 +13,18 @@ import pytest
 
 from bridge_container.ingress import chirpstack, thingpark, tts
 from bridge_container.ingress.exceptions import UnauthorizedError
-from cli.selftest import SECRET_ENV, Lns, Target, main, run_selftest, uplink_request
+from bridge_container.mqtt.port import InboundMessage
+from cli.selftest import (
+    SECRET_ENV,
+    Listener,
+    Lns,
+    SelfTestError,
+    Target,
+    downlink_feedback,
+    main,
+    run_selftest,
+    uplink_request,
+)
 from devtools.ports import free_port
 
 AS_KEY = "0123456789abcdef0123456789abcdef"
@@ -109,3 +120,37 @@ def test_an_unreachable_iot_endpoint_fails_the_first_step_and_skips_the_rest() -
     assert "cleanup: nothing to delete" in lines[8]
     assert lines[9].startswith("FAILED in ")
     assert AS_KEY not in out.getvalue()
+
+
+class AnsweringListener(Listener):
+    """Answers every downlink with one feedback document of the test's choice."""
+
+    def __init__(self, feedback: dict[str, str]) -> None:  # no MQTT client: nothing leaves the process
+        self.feedback = feedback
+        self.messages = []
+
+    async def publish(self, topic: str, payload: bytes) -> None:
+        answer = {**self.feedback, "correlationId": orjson.loads(payload)["correlationId"]}
+        self.messages.append(InboundMessage(f"{topic}/{answer['status']}", orjson.dumps(answer)))
+
+
+@pytest.mark.parametrize(
+    ("feedback", "shown"),
+    [
+        ({"status": "queued"}, "queued for"),
+        ({"status": "failed", "reason": "lns_rejected"}, "failed (lns_rejected) for"),
+    ],
+)
+def test_a_network_servers_answer_passes_the_downlink_step(feedback: dict[str, str], shown: str) -> None:
+    result = asyncio.run(downlink_feedback(target("thingpark"), AnsweringListener(feedback), "t/x/down", DEV_EUI))
+    assert result.startswith(shown)
+
+
+def test_a_downlink_the_bridge_could_not_hand_over_fails_the_step_naming_the_lns_settings() -> None:
+    listener = AnsweringListener({"status": "failed", "reason": "lns_unavailable", "detail": "connect refused"})
+    with pytest.raises(SelfTestError) as failure:
+        asyncio.run(downlink_feedback(target("thingpark"), listener, "t/x/down", DEV_EUI))
+    assert failure.value.problem == "the bridge could not hand the downlink to the network server " + (
+        "(lns_unavailable: connect refused)"
+    )
+    assert "downlinkUrl" in failure.value.check
