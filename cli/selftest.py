@@ -54,6 +54,7 @@ from bridge_domain.deveui import normalise_dev_eui
 from bridge_domain.exceptions import BridgeDomainError
 from bridge_domain.naming import ResourceNames, thing_name
 from bridge_domain.topics import TopicPattern
+from cli.aws import MissingAwsSetupError, aws_session
 
 SECRET_ENV: Final = "BRIDGE_SELFTEST_SECRET"  # noqa: S105 - a variable name, not a secret
 ENDPOINTS_FILE: Final = "endpoints.json"  # written by make run into its state directory
@@ -206,7 +207,7 @@ def aws_for(target: Target) -> Aws:
             aws_access_key_id=LOCAL_CREDENTIAL, aws_secret_access_key=LOCAL_CREDENTIAL, region_name=target.region
         )
     else:
-        session = boto3.session.Session(profile_name=target.profile, region_name=target.region)
+        session = aws_session(target.profile, target.region)
     return Aws(session, target.aws_endpoint_url, target.iot_endpoint)
 
 
@@ -697,9 +698,7 @@ def _deployed_target(arguments: argparse.Namespace, secret: str | None) -> Targe
         raise UsageError("missing " + ", ".join("--" + name.replace("_", "-") for name in missing) + " (or --local)")
     if arguments.lns == "tts" and not arguments.application_id:
         raise UsageError("--lns tts needs --application-id")
-    region = arguments.region or boto3.session.Session(profile_name=arguments.profile).region_name
-    if not region:
-        raise UsageError("no AWS region: --region or the AWS configuration")
+    region = aws_session(arguments.profile, arguments.region).region_name  # credentials and region, or what is missing
     return Target(
         ingress_url=arguments.ingress_url,
         lns=arguments.lns,
@@ -725,7 +724,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     secret = os.environ.get(SECRET_ENV) or None
     try:
         target = _local_target(arguments, secret) if arguments.local else _deployed_target(arguments, secret)
-    except (UsageError, BotoCoreError) as exc:
+    except (UsageError, MissingAwsSetupError) as exc:
         print(f"selftest: {exc}", file=sys.stderr)
         return 2
     try:

@@ -154,3 +154,13 @@ def test_a_downlink_the_bridge_could_not_hand_over_fails_the_step_naming_the_lns
         "(lns_unavailable: connect refused)"
     )
     assert "downlinkUrl" in failure.value.check
+
+
+def test_without_a_region_it_exits_2_saying_how_to_give_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    assert main(["--ingress-url", "https://b", "--iot-endpoint", "e"]) == 2
+    assert "no AWS region: pass --region" in capsys.readouterr().err
