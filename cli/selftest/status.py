@@ -7,13 +7,15 @@ import contextlib
 import json
 import secrets
 import time
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cli.selftest.clients import Aws, Listener
 from cli.selftest.target import DEV_EUI_PREFIX, SQS_WAIT_SECS, Made, SelfTestError, Target
+
+STATUS_REPORT_AGAIN_SECS: Final = 6.0  # a few long polls of the queue
 
 
 def _status_topic_arn(aws: Aws, name_or_arn: str) -> str:
@@ -52,6 +54,14 @@ def _subscribe_queue(aws: Aws, topic_arn: str, made: Made) -> None:
     )["SubscriptionArn"]
 
 
+def _connected_text(document: dict[str, Any]) -> str:
+    """``connected`` or ``disconnected``, as the current shadow document of a status message says."""
+    with contextlib.suppress(KeyError, TypeError):
+        flag = document["current"]["state"]["reported"]["enebular"]["awsiot"]["connected"]
+        return "connected" if flag else "disconnected"
+    return "status changed"
+
+
 def _received_status(aws: Aws, queue_url: str, thing: str) -> dict[str, Any] | None:
     answer = aws.client("sqs").receive_message(
         QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=SQS_WAIT_SECS
@@ -84,14 +94,19 @@ async def status_change(target: Target, aws: Aws, listener: Listener, device_thi
             "the caller may sqs:CreateQueue, sqs:SetQueueAttributes and sns:Subscribe",
         ) from exc
     made.shadow = thing
-    reported = {"state": {"reported": {"enebular": {"awsiot": {"connected": True}}}}}
-    await listener.publish(f"enebular/things/{thing}/shadow/update", orjson.dumps(reported))
     deadline = time.monotonic() + target.timeout_secs
     queue_url = made.queue_url or ""
-    while time.monotonic() <= deadline:
+    connected, report_at = True, 0.0
+    while (now := time.monotonic()) <= deadline:
+        if now >= report_at:
+            # A new queue's policy can take a moment to apply, and only a change of the flag is pushed: while
+            # nothing arrives, report the other value again.
+            reported = {"state": {"reported": {"enebular": {"awsiot": {"connected": connected}}}}}
+            await listener.publish(f"enebular/things/{thing}/shadow/update", orjson.dumps(reported))
+            connected, report_at = not connected, now + STATUS_REPORT_AGAIN_SECS
         document = await asyncio.to_thread(_received_status, aws, queue_url, thing)
         if document is not None:
-            return f"{thing} connected, on {topic_arn.rsplit(':', 1)[-1]}"
+            return f"{thing} {_connected_text(document)}, on {topic_arn.rsplit(':', 1)[-1]}"
     raise SelfTestError(
         f"no status change of {thing} on {target.status_topic} within {target.timeout_secs:g}s",
         "the topic rules enebular_shadow_update and enebular_status_push_rule (enabled, their error log group) "
