@@ -16,6 +16,7 @@ from types import TracebackType
 
 from prometheus_client import CollectorRegistry
 
+from bridge_container.console.capture import ControlLog
 from bridge_container.downlink.service import DownlinkService
 from bridge_container.ingress.pipeline import UplinkIngress
 from bridge_container.metrics import UplinkMetrics
@@ -67,7 +68,9 @@ class ConnectionRuntime:
             function_name=settings.registration_function,
             rate_per_sec=settings.registration_rate_per_sec,
         )
-        self.downlinks = DownlinkService(connection_id, config, self.pool, registry)
+        # The console shows the feedback published (one per downlink: off the uplink path).
+        self.feedback_log = ControlLog(self.pool)
+        self.downlinks = DownlinkService(connection_id, config, self.feedback_log, registry)
         # With downlinks off, ThingPark reports are counted as ignored, not silently taken.
         reports = self.downlinks.report if self.downlinks.enabled else None
         lifecycle = self.downlinks.lifecycle if self.downlinks.enabled else None

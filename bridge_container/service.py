@@ -23,6 +23,8 @@ from prometheus_client import CollectorRegistry
 
 from bridge_container.connections.factory import ConnectionsApi
 from bridge_container.connections.host import ConnectionHost
+from bridge_container.console.routes import Console, mount_console
+from bridge_container.console.session import SessionKeeper
 from bridge_container.exceptions import UnknownConnectionError
 from bridge_container.http_server import http_server
 from bridge_container.ingress.http import FastIngress, ingress_router
@@ -84,6 +86,7 @@ class BridgeService:
         self._lock = asyncio.Lock()
         self._connects = ConnectPacer()  # one per process: a replaced connection reuses its client IDs
         self._shutdown = asyncio.Event()
+        self.console: Console | None = None
         self.api = self.connections_api(self) if self.connections_api is not None else None
         self.fastapi = self._build_app()
         self.app = FastIngress(self, self.fastapi)
@@ -111,6 +114,9 @@ class BridgeService:
         app.include_router(ops)
         if self.api is not None:
             app.include_router(self.api.router)
+            if self.api.auth is not None:
+                self.console = Console(self.api.catalog, SessionKeeper(self.api.auth), self)
+                mount_console(app, self.console)
         return app
 
     # --- connections (the Connections API calls these) -------------------------------------------------------
@@ -269,6 +275,8 @@ class BridgeService:
                     logger.info(
                         "HTTP on %s:%s (task %s)", self.settings.host, self.settings.port, self.settings.task_id
                     )
+                    if self.console is not None:
+                        self.console.open()
                     if self.api is not None:
                         await self.api.start()
                     if initial is not None:
@@ -296,6 +304,8 @@ class BridgeService:
 
     async def _stop_everything(self, flush_task: asyncio.Task[None] | None) -> None:
         self.draining = True
+        if self.console is not None:
+            self.console.close()
         if self.api is not None:
             try:
                 await self.api.close()

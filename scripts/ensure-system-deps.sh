@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# Installs the system packages the tests and `make run` need (mosquitto, its clients), or says exactly what to install.
+# Installs the system packages the tests and `make run` need (mosquitto, its clients, chromium for the console's
+# browser tests), or says exactly what to install.
 set -euo pipefail
 missing=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 # mosquitto_sub/mosquitto_pub: `make run` prints a mosquitto_sub command to watch the uplinks
 command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+# the console's browser tests drive Debian's chromium with Playwright (which downloads no browser of its own)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 check_node() {
   # The CDK CLI (and its jsii runtime) needs Node 20 or newer; Debian 12's own nodejs package is 18.
   local version major

@@ -184,6 +184,11 @@ class UplinkIngress:
         self._accepted = {kind: metrics.accepted.labels(connection_id, kind) for kind in LNS_KINDS}
         self.draining = False
 
+    def use_sink(self, sink: UplinkSink) -> UplinkSink:
+        """Send accepted uplinks to ``sink`` from now on; the previous sink (the console's capture wraps the pool)."""
+        previous, self._sink = self._sink, sink
+        return previous
+
     # --- entry point -----------------------------------------------------------------------------------------
     async def handle(
         self, lns: str, body: bytes, *, query: bytes = b"", authorization: bytes | None = None
