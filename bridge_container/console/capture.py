@@ -2,7 +2,8 @@
 
 The uplink hot path pays nothing while no page watches: :class:`UplinkTap` is put between a connection's ingress and
 its pool only while the live view polls (it takes itself out :data:`IDLE_SECS` after the last poll), and then
-costs one bounded-deque append per accepted uplink. The payload is kept as bytes; it is decoded only when shown.
+costs one bounded-deque append of a tuple per accepted uplink (measured in ``benchmarks/console_capture.py``). The
+payload is kept as bytes; it is decoded only when shown.
 Feedback publishes are rare (one per downlink), so :class:`ControlLog` records every one, in a bounded ring too.
 """
 
@@ -31,6 +32,9 @@ class Captured:
     payload: bytes
 
 
+Entry = tuple[float, str, bytes]  # (epoch seconds, topic, payload): what a ring holds
+
+
 class TappableIngress(Protocol):
     """The ingress side of a connection: its sink can be swapped (``UplinkIngress.use_sink``)."""
 
@@ -44,7 +48,7 @@ class UplinkTap:
         self._sink = sink
         self._clock = clock
         self._ring_size = ring_size
-        self.ring: deque[Captured] = deque(maxlen=ring_size)
+        self.ring: deque[Entry] = deque(maxlen=ring_size)
 
     @property
     def free(self) -> int:
@@ -57,14 +61,14 @@ class UplinkTap:
     def submit(self, topic: str, payload: bytes) -> bool:
         accepted = self._sink.submit(topic, payload)
         if accepted:
-            self.ring.append(Captured(self._clock(), topic, payload))
+            self.ring.append((self._clock(), topic, payload))  # a tuple: a dataclass costs several times more
         return accepted
 
     def submit_many(self, items: list[tuple[str, bytes]], count: int) -> bool:
         accepted = self._sink.submit_many(items, count)
         if accepted:
             now = self._clock()
-            self.ring.extend(Captured(now, topic, payload) for topic, payload in items[-self._ring_size :])
+            self.ring.extend((now, topic, payload) for topic, payload in items[-self._ring_size :])
         return accepted
 
 
@@ -112,15 +116,15 @@ class ControlLog:
     def __init__(self, pool: ControlPool, ring_size: int = RING_SIZE, clock: Callable[[], float] = time.time) -> None:
         self._pool = pool
         self._clock = clock
-        self.ring: deque[Captured] = deque(maxlen=ring_size)
+        self.ring: deque[Entry] = deque(maxlen=ring_size)
 
     async def publish_control(self, topic: str, payload: bytes) -> None:
         await self._pool.publish_control(topic, payload)
-        self.ring.append(Captured(self._clock(), topic, payload))
+        self.ring.append((self._clock(), topic, payload))
 
     def add_subscription(self, topic_filter: str, handler: Callable[[InboundMessage], Awaitable[None]]) -> None:
         self._pool.add_subscription(topic_filter, handler)
 
 
-def newest_first(messages: Iterable[Captured], limit: int) -> list[Captured]:
-    return list(reversed(list(messages)))[:limit]
+def newest_first(entries: Iterable[Entry], limit: int) -> list[Captured]:
+    return [Captured(*entry) for entry in reversed(list(entries))][:limit]

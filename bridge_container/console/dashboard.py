@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 
 HISTORY_SECS: Final = 600.0  # ten minutes of rates
 MIN_SAMPLE_GAP_SECS: Final = 1.0
-MIN_WINDOW_SECS: Final = 60.0
+MIN_WINDOW_SECS: Final = 30.0
 MAX_EVENTS_PER_CLIENT: Final = 5
 SPARK_WIDTH: Final = 300
 SPARK_HEIGHT: Final = 48
@@ -90,7 +90,7 @@ def sparkline(points: list[tuple[float, float]]) -> str:
     if not points:
         return ""
     window_secs = min(HISTORY_SECS, max(MIN_WINDOW_SECS, max(ago for ago, _value in points)))
-    top = max(max(value for _ago, value in points), 1.0)
+    top = max(max(value for _ago, value in points), 1.0) * 1.25  # headroom: a steady rate is not drawn on the edge
     coordinates = []
     for ago, value in points:
         x = SPARK_WIDTH * (1.0 - min(ago, window_secs) / window_secs)
