@@ -430,6 +430,7 @@ def print_banner(out: TextIO, options: RunOptions, parts: RunParts, connection_i
         f"mTLS {broker.host}:{broker.ports.tls_unenforced}",
         f"  moto, standing in for the AWS control plane: {parts.aws.endpoint_url}",
         bridge_line,
+        f"  console: {parts.url}/console  (log in with the admin token in {state_dir / 'admin-token'})",
         f"  connection {connection_id}: {state}; {fleet} at {options.rate_per_sec:g} uplinks/s",
         "",
         "Watch the uplinks arrive (on the observer port: a whole fleet's uplinks are more than one AWS connection "
