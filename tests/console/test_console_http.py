@@ -97,6 +97,10 @@ def test_no_page_shows_a_secret_of_the_connection(logged_in: httpx.Client, local
     ):
         assert secret not in everything
     assert "stored: leave blank to keep it" in pages[2].text
+    dashboard = pages[1].text  # the routes to configure in each network server, secrets named but not shown
+    assert f"{local_run.url}/connections/{local_run.connection_id}/uplinks/chirpstack" in dashboard
+    assert "Authorization: Bearer &lt;the connection&#39;s ingressToken&gt;" in dashboard
+    assert "AS ID: make-run-as" in dashboard
 
 
 def test_pages_forbid_framing_and_foreign_scripts_and_are_not_cached(logged_in: httpx.Client) -> None:
