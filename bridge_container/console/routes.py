@@ -7,7 +7,6 @@ exactly as ``POST /connections`` does. Responses are never cached and forbid fra
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets
 import time
@@ -31,6 +30,7 @@ from bridge_container.connections.exceptions import (
     ConnectionsError,
     InvalidConnectionError,
 )
+from bridge_container.connections.router import error_response
 from bridge_container.connections.schemas import ConnectionView
 from bridge_container.console import forms
 from bridge_container.console.capture import UplinkWatch, newest_first
@@ -318,10 +318,12 @@ def build_console_router(console: Console) -> APIRouter:
                 session, status=422, record_id=record_id, title=title, values=shown, stored=stored,
                 errors=by_input, general=general,
             )  # fmt: skip
-        except ConnectionsError as exc:
+        except ConnectionNotFoundError:
+            raise
+        except ConnectionsError as exc:  # another connection holds the account and region, a lookup failed...
             return form_page(
-                session, status=409 if "conflict" in type(exc).__name__.lower() else 400, record_id=record_id,
-                title=title, values=shown, stored=stored, general=[str(exc)],
+                session, status=error_response(exc).status_code, record_id=record_id, title=title, values=shown,
+                stored=stored, general=[str(exc)],
             )  # fmt: skip
         return RedirectResponse(f"{PREFIX}/connections/{record.connection_id}", status_code=303)
 
@@ -379,8 +381,13 @@ def build_console_router(console: Console) -> APIRouter:
         session, _form_data = await checked_post(request)
         if session is None:
             return _forbidden(console)
-        with contextlib.suppress(ConnectionNotFoundError):  # already gone: the list shows it
+        try:
             await catalog.delete(connection_id)
+        except ConnectionNotFoundError:
+            pass  # already gone: the list shows it
+        except ConnectionsError as exc:  # changed meanwhile, or the store failed
+            status = error_response(exc).status_code
+            return console.render("missing.html", status=status, session=session, error=str(exc))
         watch = console.watches.pop(connection_id, None)
         if watch is not None:
             watch.detach()

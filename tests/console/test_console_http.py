@@ -125,3 +125,22 @@ def test_the_session_cookie_is_secure_behind_an_https_load_balancer(
         anonymous.post("/console/login", data={"token": local_run.token}, headers={"X-Forwarded-Proto": "https"})
     )
     assert {"secure", "httponly", "samesite=strict", "path=/console"} <= behind_tls
+
+
+def test_a_second_connection_for_the_same_account_and_region_is_refused_above_the_form(
+    logged_in: httpx.Client, local_run: LocalRun
+) -> None:
+    form = {
+        "csrf": csrf_of(logged_in),
+        "name": "same-account",
+        "configuration.deviceType": "sensor",
+        "configuration.region": "eu-central-1",  # the make-run connection's region, in the same (moto) account
+        "configuration.protocol": "WSS",
+        "configuration.accountPrefix": "a2plmnutiyt-ats",
+        "lns.thingpark.enabled": "on",
+    }
+    refused = logged_in.post("/console/connections/new", data=form)
+    assert refused.status_code == 409
+    assert 'id="form-errors"' in refused.text
+    assert "eu-central-1" in refused.text
+    assert 'value="same-account"' in refused.text  # what was typed stays
