@@ -100,7 +100,8 @@ def sparkline(points: list[tuple[float, float]]) -> str:
 
 
 class ClientEvents(logging.Handler):
-    """The last warnings and errors logged about each MQTT client (by its client ID, the record's first argument)."""
+    """The last warnings and errors logged about each MQTT client or connection (the record's first argument: a
+    client ID, or a connection ID as in "connection %s could not be started"), with the exception's last line."""
 
     def __init__(self) -> None:
         super().__init__(level=logging.WARNING)
@@ -114,6 +115,9 @@ class ClientEvents(logging.Handler):
             message = record.getMessage()
         except (TypeError, ValueError):
             return
+        if record.exc_info and record.exc_info[1] is not None:  # the traceback stays in the log; its last line here
+            error = record.exc_info[1]
+            message = f"{message}: {type(error).__name__}: {error}"
         ring = self.events.setdefault(args[0], deque(maxlen=MAX_EVENTS_PER_CLIENT))
         ring.append((record.created, message))
         if len(self.events) > 1000:  # client IDs of long-gone connections

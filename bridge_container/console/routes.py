@@ -421,22 +421,32 @@ def build_console_router(console: Console) -> APIRouter:
             return _to_login(request)
         runtime = console.runtime(connection_id)
         if runtime is None:
-            return console.render("_panel.html", session=session, running=False, connection_id=connection_id)
+            return console.render(
+                "_panel.html",
+                session=session,
+                running=False,
+                state_reason=catalog.report_of(connection_id).reason,
+                connection_event=console.events.last(connection_id),
+                format_time=lambda at: time.strftime("%H:%M:%S", time.localtime(at)),
+            )
         figures = read_figures(console.host.registry, connection_id)
         history = console.histories.setdefault(connection_id, RateHistory())
         history.record(figures.total("bridge_uplinks_published_total"), figures.total("bridge_downlinks_sent_total"))
         rates = history.rates()
-        clients = [
-            {"client_id": client_id, "state": state.value, "event": console.events.last(client_id)}
-            for client_id, state in runtime.pool.states.items()
-        ]
+        report = runtime.report()
+        clients = [  # the client's last error, else the last warning logged for it
+            {"client_id": client.client_id, "state": client.state.value, "reason": client.reason,
+             "event": console.events.last(client.client_id)}
+            for client in report.clients
+        ]  # fmt: skip
         budget = runtime.configuration.budget
         return console.render(
             "_panel.html",
             session=session,
             running=True,
             connection_id=connection_id,
-            state=runtime.state.value,
+            state=report.state.value,
+            state_reason=catalog.report_of(connection_id).reason,
             clients=clients,
             connection_event=console.events.last(connection_id),
             figures=figures,

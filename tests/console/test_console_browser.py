@@ -156,7 +156,8 @@ def test_switching_ssl_wss_ssl_keeps_the_certificate(page: Page, local_run: Loca
     page.click("#save")
     expect(page.locator("h1")).to_contain_text("console-ssl")
     # WSS to the broker's mTLS port cannot work: the dashboard says why
-    expect(page.locator("#clients")).to_contain_text("retrying with backoff")
+    expect(page.locator("#clients")).to_contain_text(f"at 127.0.0.1:{local_run.ports['tls']}")
+    expect(page.locator("#state-reason")).to_contain_text("console-ssl-")
     expect(page.locator("#pool-state")).not_to_have_text("OPENED")
     with local_run.api() as api:
         assert api.get(f"/connections/{ssl_connection}").json()["status"]["protocol"] == "WSS"

@@ -144,3 +144,21 @@ def test_a_second_connection_for_the_same_account_and_region_is_refused_above_th
     assert 'id="form-errors"' in refused.text
     assert "eu-central-1" in refused.text
     assert 'value="same-account"' in refused.text  # what was typed stays
+
+
+def test_the_dashboard_of_a_connection_that_cannot_start_says_why(logged_in: httpx.Client, local_run: LocalRun) -> None:
+    body = {
+        "connectorId": "actility-aws-iot",
+        "name": "no-endpoint",
+        "configuration": {"deviceType": "sensor", "region": "eu-north-1", "protocol": "WSS"},  # no accountPrefix
+    }
+    with local_run.api() as api:
+        created = api.post("/connections", json=body)
+        assert created.status_code == 201, created.text
+        connection_id = created.json()["connectionId"]
+        try:
+            panel = logged_in.get(f"/console/connections/{connection_id}/panel")
+        finally:
+            api.delete(f"/connections/{connection_id}")
+    assert panel.status_code == 200
+    assert "the connection has no endpoint" in panel.text

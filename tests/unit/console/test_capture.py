@@ -125,3 +125,19 @@ def test_client_events_keep_the_last_warning_per_client_id() -> None:
     assert last is not None
     assert last[1] == "MQTT client bridge-0 to host:8883: UNREACHABLE"
     assert events.last("bridge-1") is None
+
+
+def test_client_events_add_the_exceptions_last_line_of_a_logged_traceback() -> None:
+    events = ClientEvents()
+    logger = logging.getLogger("bridge_container.test_console_events")
+    logger.addHandler(events)
+    try:
+        try:
+            raise ValueError("the connection has no endpoint")
+        except ValueError:
+            logger.exception("connection %s (version %d) could not be started", "c-1", 1)
+    finally:
+        logger.removeHandler(events)
+    last = events.last("c-1")
+    assert last is not None
+    assert last[1] == "connection c-1 (version 1) could not be started: ValueError: the connection has no endpoint"
