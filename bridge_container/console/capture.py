@@ -78,7 +78,7 @@ class UplinkWatch:
     def __init__(self, ingress: TappableIngress, sink: UplinkSink, idle_secs: float = IDLE_SECS) -> None:
         self.ingress = ingress
         self.tap = UplinkTap(sink)
-        self._original = sink
+        self._replaced: UplinkSink = sink
         self._idle_secs = idle_secs
         self._expiry: asyncio.TimerHandle | None = None
 
@@ -89,17 +89,17 @@ class UplinkWatch:
     def touch(self) -> None:
         """A poll: tap the ingress (if not yet) and keep it tapped for another ``idle_secs``."""
         if self._expiry is None:
-            self.ingress.use_sink(self.tap)
+            self._replaced = self.ingress.use_sink(self.tap)
         else:
             self._expiry.cancel()
         self._expiry = asyncio.get_running_loop().call_later(self._idle_secs, self.detach)
 
     def detach(self) -> None:
-        """Give the ingress its pool back (the captured uplinks stay readable)."""
+        """Give the ingress back the sink the tap replaced (the captured uplinks stay readable)."""
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
-            self.ingress.use_sink(self._original)
+            self.ingress.use_sink(self._replaced)
 
 
 class ControlPool(Protocol):
