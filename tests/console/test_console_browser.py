@@ -21,7 +21,6 @@ SSL_REGION = "eu-west-2"  # one connection per account and region: make-run hold
 def test_a_wrong_admin_token_is_refused_and_the_right_one_opens_the_console(page: Page, local_run: LocalRun) -> None:
     page.goto(f"{local_run.url}/console/connections")
     expect(page).to_have_url(f"{local_run.url}/console/login")
-    screenshot(page, "login")
     page.fill("#token", "not-the-admin-token")
     page.click("button[type=submit]")
     expect(page.locator("#login-error")).to_contain_text("Wrong admin token")
@@ -145,7 +144,6 @@ def test_switching_ssl_wss_ssl_keeps_the_certificate(page: Page, local_run: Loca
     expect(certificate_id).to_have_value(arn)
     expect(page.locator('[name="configuration.privateKey"]')).to_have_value("")  # never rendered back
     expect(page.locator('[name="configuration.privateKey"]')).to_have_attribute("placeholder", re.compile("stored"))
-    screenshot(page, "edit")
     page.select_option('[name="configuration.protocol"]', "WSS")
     expect(certificate_group).to_be_hidden()
     page.select_option('[name="configuration.protocol"]', "SSL")
