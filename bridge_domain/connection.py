@@ -68,7 +68,10 @@ class ConnectionConfiguration(DocumentModel):
     description: str = Field(default="", max_length=512, description="Free text.")
     uplink_topic_pattern: str = Field(
         default="tpx/things/{DevEUI}/uplink",
-        description="Topic each uplink is published on; placeholders: " + ", ".join(sorted(UPLINK_TOPIC_FIELDS)),
+        description="Topic each uplink is published on; placeholders: "
+        + ", ".join(sorted(UPLINK_TOPIC_FIELDS))
+        + "; ThingPark keywords: {DevEUI_uplink.CustomerData.name|'none'} (a path into the LNS document, "
+        "[n] for array elements, '|' for fallbacks, a quoted constant last).",
     )
     downlink_topic_pattern: str = Field(
         default="tpx/things/{DevEUI}/downlink",
@@ -149,7 +152,7 @@ class ConnectionConfiguration(DocumentModel):
     @classmethod
     def _check_uplink_pattern(cls, value: str) -> str:
         try:
-            TopicPattern.parse(value, allowed=UPLINK_TOPIC_FIELDS)
+            TopicPattern.parse(value, allowed=UPLINK_TOPIC_FIELDS, keywords=True)
         except TopicError as exc:
             raise ValueError(str(exc)) from exc
         return value
@@ -274,7 +277,7 @@ class ConnectionConfiguration(DocumentModel):
     # --- derived values, computed in one place -----------------------------------------------------------------
     @cached_property
     def uplink_pattern(self) -> TopicPattern:
-        return TopicPattern.parse(self.uplink_topic_pattern, allowed=UPLINK_TOPIC_FIELDS)
+        return TopicPattern.parse(self.uplink_topic_pattern, allowed=UPLINK_TOPIC_FIELDS, keywords=True)
 
     @cached_property
     def event_pattern(self) -> TopicPattern | None:

@@ -13,7 +13,8 @@ from bridge_domain.connection import ConnectionConfiguration
 from bridge_domain.events import EVENT_FIELD, EventKind
 from bridge_domain.topics import FEEDBACK_STATUSES, shared_subscription
 
-_PLACEHOLDER_RE = re.compile(r"\{[A-Za-z][A-Za-z0-9_]*\}")
+# A placeholder or a keyword expression (``{DevEUI_uplink.CustomerData.name|DevEUI}``): one level's value at most.
+_PLACEHOLDER_RE = re.compile(r"\{[^{}]*\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +26,7 @@ class IotGrant:
 
 
 def topic_resource(pattern: str) -> str:
-    """A topic pattern as a policy resource: each ``{Placeholder}`` becomes ``*`` (values never contain ``/``)."""
+    """A topic pattern as a policy resource: each ``{...}`` becomes ``*`` (values never contain ``/``)."""
     return "topic/" + _PLACEHOLDER_RE.sub("*", pattern)
 
 

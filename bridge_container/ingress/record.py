@@ -7,9 +7,10 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from bridge_container.ingress.exceptions import BadUplinkError, PayloadTooLargeError
+from bridge_container.ingress.exceptions import BadUplinkError, InvalidFieldError, PayloadTooLargeError
 from bridge_domain.exceptions import TopicError
 from bridge_domain.quotas import MAX_PAYLOAD_BYTES
+from bridge_domain.topic_keywords import KeywordValueError
 from bridge_domain.topics import DEV_EUI_FIELD, TopicPattern
 
 # AWS IoT's largest message payload.
@@ -86,11 +87,14 @@ class UplinkRenderer:
         self.mode = mode
         # The common pattern has only {DevEUI}, already 16 validated hex digits: plain concatenation is safe.
         self._dev_eui_only = pattern.names == (DEV_EUI_FIELD,)
+        self._keywords = pattern.has_keywords
 
     def topic(self, record: UplinkRecord) -> str:
         if self._dev_eui_only:
             literals = self.pattern.literals
             return literals[0] + record.dev_eui + literals[1]
+        if self._keywords:
+            return self._keyword_topic(record)
         values = {}
         for name in self.pattern.names:
             value = record.topic_value(name)
@@ -99,6 +103,15 @@ class UplinkRenderer:
             values[name] = value
         try:
             return self.pattern.render(values)
+        except TopicError as exc:
+            raise BadUplinkError("topic", str(exc)) from None
+
+    def _keyword_topic(self, record: UplinkRecord) -> str:
+        """ThingPark keywords: paths into the LNS document, with fallbacks; a refusal names the field to blame."""
+        try:
+            return self.pattern.render_keywords(record.topic_value, record.source, thingpark=record.lns == "thingpark")
+        except KeywordValueError as exc:
+            raise InvalidFieldError(exc.field, exc.problem, reason="topic") from None
         except TopicError as exc:
             raise BadUplinkError("topic", str(exc)) from None
 

@@ -33,6 +33,15 @@ def test_every_placeholder_of_a_topic_becomes_a_wildcard() -> None:
     assert topic_resource("lora/{DevEUI}/port-{FPort}/up") == "topic/lora/*/port-*/up"
 
 
+def test_a_keyword_expression_is_one_wildcard_level_in_grants_and_rule_filters() -> None:
+    pattern = "tp/{DevEUI_uplink.CustomerData.site|'none'}/{DevEUI}/up"
+    grants = {g.action: g.resources for g in bridge_grants(_configuration(uplinkTopicPattern=pattern))}
+
+    assert grants["iot:Publish"][0] == "topic/tp/*/*/up"
+    assert rule_sql.uplink_topic_filter(pattern) == "tp/+/+/up"
+    assert rule_sql.dev_eui_level(pattern) == 3
+
+
 def test_grants_follow_the_configured_prefix_and_share_group() -> None:
     grants = {
         g.action: g.resources
