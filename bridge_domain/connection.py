@@ -31,12 +31,19 @@ from bridge_domain.models import DocumentModel
 from bridge_domain.naming import CLIENT_ID_PREFIX_RE, RESOURCE_SUFFIX_RE, ResourceNames
 from bridge_domain.quotas import MAX_KEEP_ALIVE_SECS, MIN_KEEP_ALIVE_SECS, PUBLISHES_PER_SEC_PER_CONNECTION
 from bridge_domain.secrets import SecretInput, SecretsManagerRef
-from bridge_domain.topics import DOWNLINK_TOPIC_FIELDS, FEEDBACK_STATUSES, UPLINK_TOPIC_FIELDS, TopicPattern
+from bridge_domain.topics import (
+    BASIC_INGEST_PREFIX,
+    DOWNLINK_TOPIC_FIELDS,
+    FEEDBACK_STATUSES,
+    UPLINK_TOPIC_FIELDS,
+    TopicPattern,
+)
 
 CONNECTOR_ID = "actility-aws-iot"
 MAX_POOL_SIZE = 10  # the seed's pool: at most 10 MQTT clients
 MAX_PER_CLIENT_RATE_PER_SEC = PUBLISHES_PER_SEC_PER_CONNECTION  # AWS IoT discards the excess
 MAX_DOWNLINK_RATE_PER_SEC = 100  # the seed's downlink limit
+DEFAULT_BASIC_INGEST_RULE = "iot_bridge_uplinks"
 SSL_PORT = 8883
 WSS_PORT = 443
 
@@ -117,6 +124,16 @@ class ConnectionConfiguration(DocumentModel):
         default="thingpark",
         description="thingpark: the document as ThingPark sends it; flat: without the DevEUI_uplink root; "
         "decoded: only the decoded payload.",
+    )
+    uplink_delivery: Literal["topic", "basicIngest"] = Field(
+        default="topic",
+        description="topic: publish each uplink on its topic (subscribers and rules see it); basicIngest: publish "
+        "to $aws/rules/<basicIngestRule>/<topic>, straight to that IoT rule (no messaging charge, no subscriber).",
+    )
+    basic_ingest_rule: str = Field(
+        default=DEFAULT_BASIC_INGEST_RULE,
+        pattern=r"^[A-Za-z0-9_]{1,128}$",
+        description="The IoT rule uplinks go to with uplinkDelivery basicIngest; the deployment creates it.",
     )
     pool_size: int = Field(default=MAX_POOL_SIZE, ge=1, le=MAX_POOL_SIZE, description="MQTT clients per bridge task.")
     uplink_rate_per_sec: int = Field(default=1000, ge=1, le=MAX_POOL_SIZE * MAX_PER_CLIENT_RATE_PER_SEC)
@@ -255,9 +272,16 @@ class ConnectionConfiguration(DocumentModel):
             and not pem.key_matches_certificate(key.get_secret_value(), cert.get_secret_value())
         ):
             add("privateKey", "private key does not belong to the certificate", None)
+        if self.uplink_delivery == "basicIngest" and self.uplink_topic_pattern.startswith("$"):
+            add(
+                "uplinkTopicPattern",
+                "with uplinkDelivery basicIngest the pattern is the topic after $aws/rules/<basicIngestRule>/ and "
+                "cannot start with '$'",
+                self.uplink_topic_pattern,
+            )
         uplink = self.uplink_pattern
         sample = uplink.render(dict.fromkeys(uplink.names, "0000000000000000"))
-        if self.downlink_pattern.parse_topic(sample) is not None:
+        if self.uplink_delivery == "topic" and self.downlink_pattern.parse_topic(sample) is not None:
             add("downlinkTopicPattern", "uplink topics would match the downlink filter (a publish loop)", None)
         issues.extend(self._event_issues())
         return issues
@@ -278,6 +302,13 @@ class ConnectionConfiguration(DocumentModel):
     @cached_property
     def uplink_pattern(self) -> TopicPattern:
         return TopicPattern.parse(self.uplink_topic_pattern, allowed=UPLINK_TOPIC_FIELDS, keywords=True)
+
+    @property
+    def uplink_topic_prefix(self) -> str:
+        """What goes before each rendered uplink topic: the Basic Ingest prefix, or nothing."""
+        if self.uplink_delivery == "basicIngest":
+            return f"{BASIC_INGEST_PREFIX}{self.basic_ingest_rule}/"
+        return ""
 
     @cached_property
     def event_pattern(self) -> TopicPattern | None:

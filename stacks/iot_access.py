@@ -33,7 +33,7 @@ def topic_resource(pattern: str) -> str:
 def bridge_grants(configuration: ConnectionConfiguration) -> tuple[IotGrant, ...]:
     """Connect with the client-ID prefix, publish uplinks, enabled events and feedback, take downlinks."""
     connect = IotGrant("iot:Connect", (f"client/{configuration.client_id_prefix}-*",))
-    publish = [topic_resource(configuration.uplink_topic_pattern)]
+    publish = [topic_resource(configuration.uplink_topic_prefix + configuration.uplink_topic_pattern)]
     events = configuration.event_pattern
     if events is not None:
         publish.extend(

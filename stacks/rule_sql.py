@@ -1,4 +1,4 @@
-"""SQL of the IoT topic rules: enebular's status plumbing and the optional LoRaWAN shadow.
+"""SQL of the IoT topic rules: enebular's status plumbing, the optional LoRaWAN shadow and the Basic Ingest rule.
 
 Every statement uses SQL version 2016-03-23. A rule reads one topic filter, so connection status comes from two
 rules: shadow changes of ``reported.enebular.awsiot.connected`` and presence lifecycle events.
@@ -115,3 +115,13 @@ def lorawan_event_shadow_republish_topic(configuration: ConnectionConfiguration)
         raise ValueError("no event topic pattern")
     level = _level(pattern.pattern, DEV_EUI_FIELD)
     return f"$$aws/things/${{topic({level})}}/shadow/name/{LORAWAN_SHADOW_NAME}/update"
+
+
+def basic_ingest_sql(configuration: ConnectionConfiguration) -> str:
+    """Every uplink the bridge sends to the Basic Ingest rule, as published.
+
+    AWS IoT invokes the rule named in ``$aws/rules/<rule>/`` whatever its FROM clause says; the filter of the
+    topic after that prefix is kept so that the rule reads like the topics it takes, and ``topic(n)`` counts from
+    there (``topic(3)`` is the DevEUI of ``tpx/things/{DevEUI}/uplink``).
+    """
+    return f"SELECT * FROM '{uplink_topic_filter(configuration.uplink_topic_pattern)}'"

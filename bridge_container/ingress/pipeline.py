@@ -159,7 +159,9 @@ class UplinkIngress:
         self._events = config.events
         self._event_pattern = config.event_pattern
         self._now = now
-        self._renderer = UplinkRenderer(config.uplink_pattern, config.uplink_document)
+        self._renderer = UplinkRenderer(
+            config.uplink_pattern, config.uplink_document, prefix=config.uplink_topic_prefix
+        )
         self._rate_per_sec = config.uplink_rate_per_sec
         thingpark_settings = config.lns_of_kind("thingpark")
         chirpstack_settings = config.lns_of_kind("chirpstack")

@@ -80,21 +80,27 @@ class UplinkRecord:
 
 
 class UplinkRenderer:
-    """Topic and document of a record for one connection; the pattern is parsed once."""
+    """Topic and document of a record for one connection; the pattern is parsed once.
 
-    def __init__(self, pattern: TopicPattern, mode: DocumentMode) -> None:
+    ``prefix`` (Basic Ingest's ``$aws/rules/<rule>/``) goes before every topic; AWS IoT does not count it towards
+    the topic's 256 bytes and 7 slashes, so the pattern's own checks hold without it.
+    """
+
+    def __init__(self, pattern: TopicPattern, mode: DocumentMode, *, prefix: str = "") -> None:
         self.pattern = pattern
         self.mode = mode
+        self.prefix = prefix
         # The common pattern has only {DevEUI}, already 16 validated hex digits: plain concatenation is safe.
         self._dev_eui_only = pattern.names == (DEV_EUI_FIELD,)
+        self._head = prefix + pattern.literals[0]
+        self._tail = pattern.literals[-1]
         self._keywords = pattern.has_keywords
 
     def topic(self, record: UplinkRecord) -> str:
         if self._dev_eui_only:
-            literals = self.pattern.literals
-            return literals[0] + record.dev_eui + literals[1]
+            return self._head + record.dev_eui + self._tail
         if self._keywords:
-            return self._keyword_topic(record)
+            return self.prefix + self._keyword_topic(record)
         values = {}
         for name in self.pattern.names:
             value = record.topic_value(name)
@@ -102,9 +108,10 @@ class UplinkRenderer:
                 raise BadUplinkError("topic", f"the uplink has no {name} for the topic pattern", field=name)
             values[name] = value
         try:
-            return self.pattern.render(values)
+            topic = self.pattern.render(values)
         except TopicError as exc:
             raise BadUplinkError("topic", str(exc)) from None
+        return self.prefix + topic if self.prefix else topic
 
     def _keyword_topic(self, record: UplinkRecord) -> str:
         """ThingPark keywords: paths into the LNS document, with fallbacks; a refusal names the field to blame."""

@@ -80,7 +80,7 @@ class StatusPlumbing(Construct):
             self,
             "StatusPushRole",
             role_name=names.status_push_role,
-            assumed_by=_iot_principal(self, rule_names),
+            assumed_by=iot_rule_principal(self, rule_names),
             description="enebular status push: AWS IoT rules publish connection status and shadows to SNS",
         )
         self.push_role.add_to_principal_policy(
@@ -102,7 +102,7 @@ class StatusPlumbing(Construct):
         role = iam.Role(
             self,
             "RuleErrorRole",
-            assumed_by=_iot_principal(self, rule_names),
+            assumed_by=iot_rule_principal(self, rule_names),
             description="AWS IoT rules' error action: write the failed message to the rule-error log group",
         )
         role.add_to_principal_policy(
@@ -127,7 +127,7 @@ class StatusPlumbing(Construct):
         role = iam.Role(
             self,
             "ShadowRepublishRole",
-            assumed_by=_iot_principal(self, rule_names),
+            assumed_by=iot_rule_principal(self, rule_names),
             description="AWS IoT rules: republish shadow updates to the reserved shadow topics",
         )
         role.add_to_principal_policy(
@@ -285,7 +285,7 @@ class StatusPlumbing(Construct):
         return callback
 
 
-def _iot_principal(scope: Construct, rule_names: list[str]) -> iam.IPrincipal:
+def iot_rule_principal(scope: Construct, rule_names: list[str]) -> iam.IPrincipal:
     """AWS IoT, for this account's named rules only (confused-deputy protection)."""
     return iam.ServicePrincipal(
         "iot.amazonaws.com",
@@ -296,4 +296,4 @@ def _iot_principal(scope: Construct, rule_names: list[str]) -> iam.IPrincipal:
     )
 
 
-__all__ = ["StatusPlumbing"]
+__all__ = ["StatusPlumbing", "iot_rule_principal"]

@@ -86,10 +86,11 @@ def synthesize(document: dict[str, Any], directory: Path) -> Synthesized:
 
 
 def plain_http_variant(document: dict[str, Any]) -> dict[str, Any]:
-    """The example over WSS without a created certificate, plain HTTP, data removed on destroy, no extras."""
+    """The example over WSS without a created certificate, uplinks through Basic Ingest, plain HTTP, data removed
+    on destroy, no extras."""
     variant = copy.deepcopy(document)
     configuration = variant["configuration"]
-    configuration.update(protocol="WSS", createCertificate=False, downlinkEnabled=False)
+    configuration.update(protocol="WSS", createCertificate=False, downlinkEnabled=False, uplinkDelivery="basicIngest")
     deployment = variant["deployment"]
     for key in ("httpsCertificateArn", "statusWebhookUrl", "statusWebhookSecretArn"):
         deployment.pop(key)

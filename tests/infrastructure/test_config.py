@@ -121,6 +121,15 @@ def test_lorawan_shadow_needs_radio_metadata(example: dict[str, Any], write_conf
     assert _paths(exc) == {"deployment.lorawanShadow"}
 
 
+def test_lorawan_shadow_cannot_read_basic_ingest_uplinks(example: dict[str, Any], write_config: WriteConfig) -> None:
+    document = _changed(example, "configuration", uplinkDelivery="basicIngest")
+
+    with pytest.raises(ConfigError, match="Basic Ingest") as exc:
+        load_deployment(write_config(document))
+
+    assert _paths(exc) == {"deployment.lorawanShadow"}
+
+
 def test_a_local_broker_cannot_be_deployed(example: dict[str, Any], write_config: WriteConfig) -> None:
     document = _changed(example, "configuration", broker={"host": "127.0.0.1", "port": 8883})
 

@@ -67,3 +67,18 @@ async def test_a_batch_item_with_a_hostile_keyword_value_refuses_the_whole_batch
     assert result.status == 400
     assert body_of(result)["items"][0]["field"] == "CustomerData.site"
     assert sink.items == []
+
+
+@pytest.mark.parametrize(
+    ("pattern", "topic"),
+    [
+        ("tpx/things/{DevEUI}/uplink", f"tpx/things/{DEV_EUI}/uplink"),
+        ("a/b/c/d/e/f/{FPort}/{DevEUI}", f"a/b/c/d/e/f/2/{DEV_EUI}"),
+        ("tp/{CustomerData.site|'none'}/{DevEUI}", f"tp/none/{DEV_EUI}"),
+    ],
+)
+async def test_basic_ingest_puts_the_rule_prefix_before_every_kind_of_pattern(pattern: str, topic: str) -> None:
+    config = configuration(uplinkTopicPattern=pattern, uplinkDelivery="basicIngest", basicIngestRule="store_up")
+    ingress, sink, _, _ = build(config)
+    assert (await ingress.handle("thingpark", thingpark_body())).status == 202
+    assert sink.items[0][0] == f"$aws/rules/store_up/{topic}"
