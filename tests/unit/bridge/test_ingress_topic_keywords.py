@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from bridge_domain.topics import check_topic
 from tests.metrics import sample_value
 from tests.unit.bridge.test_ingress import (
     CHIRPSTACK_TOKEN,
@@ -82,3 +87,41 @@ async def test_basic_ingest_puts_the_rule_prefix_before_every_kind_of_pattern(pa
     ingress, sink, _, _ = build(config)
     assert (await ingress.handle("thingpark", thingpark_body())).status == 202
     assert sink.items[0][0] == f"$aws/rules/store_up/{topic}"
+
+
+HOSTILE_TEXT = st.text(alphabet="/+#$\x00éa- ", max_size=12)
+DOCUMENT_VALUES = st.one_of(
+    HOSTILE_TEXT, st.integers(-(2**63), 2**63 - 1), st.booleans(), st.none(), st.lists(HOSTILE_TEXT, max_size=2)
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(site=DOCUMENT_VALUES, name=DOCUMENT_VALUES)
+def test_any_document_value_through_any_lns_publishes_within_the_patterns_levels_or_is_a_400(
+    site: object, name: object
+) -> None:
+    pattern = "k/{CustomerData.site|deviceInfo.tags.site|end_device_ids.device_id}/{DevEUI}/{deviceInfo.deviceName|'-'}"
+    ingress, sink, _, _ = build(configuration(uplinkTopicPattern=pattern))
+    cs_event = chirpstack_up(
+        deviceInfo={"devEui": DEV_EUI, "applicationId": "a", "tags": {"site": site}, "deviceName": name}
+    )
+    tts_event = tts_uplink()
+    tts_event["end_device_ids"]["device_id"] = site
+    requests = [
+        ("thingpark", thingpark_body(CustomerData={"site": site}), b"", None),
+        ("chirpstack", orjson.dumps(cs_event), b"event=up", CS_AUTH),
+        ("tts", orjson.dumps(tts_event), b"", TTS_TOKEN.encode()),
+    ]
+    for lns, body, query, authorization in requests:
+        before = len(sink.items)
+        result = asyncio.run(ingress.handle(lns, body, query=query, authorization=authorization))
+        assert result.status in (202, 400), (lns, result)
+        if result.status == 400:
+            assert body_of(result)["error"] == "topic"
+            assert len(sink.items) == before
+            continue
+        topic = sink.items[-1][0]
+        check_topic(topic)
+        levels = topic.split("/")
+        assert (len(levels), levels[0], levels[2]) == (4, "k", DEV_EUI)
+        assert "" not in levels
