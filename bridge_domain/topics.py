@@ -28,31 +28,49 @@ FEEDBACK_STATUSES = ("queued", "sent", "acknowledged", "nacked", "expired", "fai
 # Any ``{...}`` without nested braces: a placeholder or a keyword expression, told apart when parsed.
 _EXPRESSION_RE = re.compile(r"\{([^{}]*)\}")
 _FORBIDDEN_VALUE_CHARS = ("/", "+", "#", "\x00")
+_RESERVED_START = "starts the topic with '$', which AWS IoT reserves"
 
 
-def topic_value_problem(value: str, *, first: bool = False) -> str | None:
-    """Why ``value`` cannot stand alone inside one topic level (the first one when ``first``), or None."""
+def _level_problem(value: str) -> str | None:
+    """Why ``value`` would not stay one non-empty level, or None."""
     if not value:
         return "is empty"
     for char in _FORBIDDEN_VALUE_CHARS:
         if char in value:
             shown = "NUL" if char == "\x00" else repr(char)
             return f"contains {shown}, which would change the topic structure"
-    if not value.isascii():
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            return "is not valid UTF-8 text"
-    if first and value.startswith("$"):
-        return "starts the topic with '$', which AWS IoT reserves"
     return None
 
 
-def check_topic_value(name: str, value: str, *, first: bool = False) -> None:
-    """Raise :class:`TopicValueError` if ``value`` cannot stand alone inside one topic level."""
-    problem = topic_value_problem(value, first=first)
+def topic_value_problem(value: str, first: bool = False) -> str | None:
+    """Why ``value`` cannot stand alone inside one topic level (the first one when ``first``), or None."""
+    problem = _level_problem(value)
     if problem is not None:
-        raise TopicValueError(f"value for {{{name}}} {problem}")
+        return problem
+    if first and value[0] == "$":
+        return _RESERVED_START
+    if not value.isascii() and not _encodable(value):
+        return "is not valid UTF-8 text"
+    return None
+
+
+def _encodable(value: str) -> bool:
+    """False for text UTF-8 cannot carry (lone surrogates, which a JSON parser may let through)."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_topic_value(name: str, value: str) -> None:
+    """Raise :class:`TopicValueError` if ``value`` cannot stand alone inside one topic level."""
+    if not value:
+        raise TopicValueError(f"value for {{{name}}} is empty")
+    for char in _FORBIDDEN_VALUE_CHARS:
+        if char in value:
+            shown = "NUL" if char == "\x00" else repr(char)
+            raise TopicValueError(f"value for {{{name}}} contains {shown}, which would change the topic structure")
 
 
 def _counted_part(topic: str) -> str:
@@ -138,6 +156,8 @@ class TopicPattern:
 
     def render(self, values: Mapping[str, object]) -> str:
         """Substitute ``values`` (keyed by name); raise :class:`TopicValueError` for a value that would escape."""
+        # This runs for every uplink of a pattern with several placeholders: each value is checked for what would
+        # leave its level, the whole topic once for a reserved start and its size.
         literals = self.literals
         parts = [literals[0]]
         for index, name in enumerate(self.names):
@@ -146,10 +166,19 @@ class TopicPattern:
             except KeyError:
                 raise TopicValueError(f"no value for {{{name}}}") from None
             value = raw if isinstance(raw, str) else str(raw)
-            check_topic_value(name, value, first=index == 0 and not literals[0])
+            check_topic_value(name, value)
             parts.append(value)
             parts.append(literals[index + 1])
-        return _checked_length("".join(parts))
+        topic = "".join(parts)
+        if not literals[0] and topic[0] == "$":
+            raise TopicValueError(f"value for {{{self.names[0]}}} {_RESERVED_START}")
+        try:
+            size = len(topic.encode())
+        except UnicodeEncodeError:
+            raise TopicValueError("rendered topic is not valid UTF-8 text") from None
+        if size > MAX_TOPIC_BYTES:
+            raise TopicValueError(f"rendered topic is longer than {MAX_TOPIC_BYTES} bytes")
+        return topic
 
     def render_keywords(self, field_value: Callable[[str], object | None], document: object, *, thingpark: bool) -> str:
         """Resolve every expression against a record's fields and its LNS document, then substitute.
@@ -164,12 +193,15 @@ class TopicPattern:
             value = topic_text(found)
             if value is None:
                 raise KeywordValueError(source, "is an object or an array, not a value a topic level can hold")
-            problem = topic_value_problem(value, first=index == 0 and not literals[0])
+            problem = topic_value_problem(value, index == 0 and not literals[0])
             if problem is not None:
                 raise KeywordValueError(source, problem)
             parts.append(value)
             parts.append(literals[index + 1])
-        return _checked_length("".join(parts))
+        topic = "".join(parts)
+        if len(topic.encode()) > MAX_TOPIC_BYTES:
+            raise TopicValueError(f"rendered topic is longer than {MAX_TOPIC_BYTES} bytes")
+        return topic
 
     def _levels(self) -> list[str | None]:
         """The pattern's levels; ``None`` for a level that is exactly one placeholder."""
@@ -208,12 +240,6 @@ class TopicPattern:
     def child(self, level: str) -> TopicPattern:
         """This pattern with one more literal level appended (used for downlink feedback topics)."""
         return TopicPattern.parse(f"{self.pattern}/{level}", allowed=frozenset(self.names))
-
-
-def _checked_length(topic: str) -> str:
-    if len(topic) * 4 > MAX_TOPIC_BYTES and len(topic.encode()) > MAX_TOPIC_BYTES:
-        raise TopicValueError(f"rendered topic is longer than {MAX_TOPIC_BYTES} bytes")
-    return topic
 
 
 def shared_subscription(group: str, topic_filter: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -90,17 +91,24 @@ class UplinkRenderer:
         self.pattern = pattern
         self.mode = mode
         self.prefix = prefix
-        # The common pattern has only {DevEUI}, already 16 validated hex digits: plain concatenation is safe.
-        self._dev_eui_only = pattern.names == (DEV_EUI_FIELD,)
         self._head = prefix + pattern.literals[0]
         self._tail = pattern.literals[-1]
-        self._keywords = pattern.has_keywords
+        # The way to render is chosen once, so an uplink pays for no test of the pattern's kind.
+        self.topic: Callable[[UplinkRecord], str]
+        if pattern.names == (DEV_EUI_FIELD,):
+            self.topic = self._dev_eui_topic
+        elif pattern.has_keywords:
+            self.topic = self._keyword_topic
+        elif prefix:
+            self.topic = self._prefixed_placeholder_topic
+        else:
+            self.topic = self._placeholder_topic
 
-    def topic(self, record: UplinkRecord) -> str:
-        if self._dev_eui_only:
-            return self._head + record.dev_eui + self._tail
-        if self._keywords:
-            return self.prefix + self._keyword_topic(record)
+    def _dev_eui_topic(self, record: UplinkRecord) -> str:
+        # The common pattern has only {DevEUI}, already 16 validated hex digits: plain concatenation is safe.
+        return self._head + record.dev_eui + self._tail
+
+    def _placeholder_topic(self, record: UplinkRecord) -> str:
         values = {}
         for name in self.pattern.names:
             value = record.topic_value(name)
@@ -108,15 +116,19 @@ class UplinkRenderer:
                 raise BadUplinkError("topic", f"the uplink has no {name} for the topic pattern", field=name)
             values[name] = value
         try:
-            topic = self.pattern.render(values)
+            return self.pattern.render(values)
         except TopicError as exc:
             raise BadUplinkError("topic", str(exc)) from None
-        return self.prefix + topic if self.prefix else topic
+
+    def _prefixed_placeholder_topic(self, record: UplinkRecord) -> str:
+        return self.prefix + self._placeholder_topic(record)
 
     def _keyword_topic(self, record: UplinkRecord) -> str:
         """ThingPark keywords: paths into the LNS document, with fallbacks; a refusal names the field to blame."""
         try:
-            return self.pattern.render_keywords(record.topic_value, record.source, thingpark=record.lns == "thingpark")
+            return self.prefix + self.pattern.render_keywords(
+                record.topic_value, record.source, thingpark=record.lns == "thingpark"
+            )
         except KeywordValueError as exc:
             raise InvalidFieldError(exc.field, exc.problem, reason="topic") from None
         except TopicError as exc:

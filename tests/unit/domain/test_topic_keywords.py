@@ -207,3 +207,9 @@ def test_every_rendered_topic_keeps_its_levels_or_is_refused(pattern: str, name:
     for expected, actual in zip(pattern.split("/"), levels, strict=True):
         if "{" not in expected:
             assert actual == expected
+
+
+def test_a_placeholder_value_that_utf8_cannot_carry_is_refused_not_crashed() -> None:
+    pattern = TopicPattern.parse("t/{ApplicationId}/{DevEUI}")
+    with pytest.raises(TopicValueError, match="UTF-8"):
+        pattern.render({"ApplicationId": "\ud800", "DevEUI": DEV_EUI})
