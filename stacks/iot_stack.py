@@ -57,6 +57,7 @@ class IotStack(Stack):
             value=self.status.push_role.role_arn,
             description="enebular's 'IAM Role ARN' (the role AWS IoT rules use to publish status to SNS)",
         )
+        self.uplink_ingest: UplinkIngestRule | None = None
         if configuration.uplink_delivery == "basicIngest":
             self.uplink_ingest = UplinkIngestRule(
                 self, "UplinkIngest", configuration=configuration, log_retention=retention

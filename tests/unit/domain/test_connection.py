@@ -135,6 +135,12 @@ def test_a_basic_ingest_rule_name_is_what_aws_iot_allows(document: dict[str, Any
     assert paths(caught.value) == {"configuration.basicIngestRule"}
 
 
+def test_basic_ingest_uplinks_cannot_loop_into_the_downlink_subscription(document: dict[str, Any]) -> None:
+    # No subscriber sees a Basic Ingest publish, so uplink and downlink topics may share a pattern.
+    document["configuration"].update(downlinkTopicPattern="tpx/things/{DevEUI}/uplink", uplinkDelivery="basicIngest")
+    assert parse_connection(document).configuration.uplink_delivery == "basicIngest"
+
+
 def test_topic_delivery_has_no_prefix(document: dict[str, Any]) -> None:
     assert parse_connection(document).configuration.uplink_topic_prefix == ""
 
