@@ -21,7 +21,8 @@ from tests.integration.uplink.test_bridge_http import RunningBridge
 pytestmark = pytest.mark.integration
 
 RULE = "it_basic_ingest_uplinks"
-PATTERN = "ingest/{CustomerData.site|'none'}/{DevEUI}/uplink"
+# Seven slashes, AWS IoT's most: the $aws/rules/<rule>/ prefix does not count, so the stand-in takes all ten.
+PATTERN = "ingest/lora/eu/{CustomerData.site|'none'}/{DevEUI}/up/json/v1"
 
 
 @pytest.fixture
@@ -61,6 +62,6 @@ async def test_uplinks_go_to_the_rule_prefix_counted_as_basic_ingest_and_reach_n
     )
 
     topics = broker.stand_in.report()["basic_ingest_topics"]
-    assert f"$aws/rules/{RULE}/ingest/none/70B3D57ED0000011/uplink" in topics
-    assert f"$aws/rules/{RULE}/ingest/north/70B3D57ED0000012/uplink" in topics
+    assert f"$aws/rules/{RULE}/ingest/lora/eu/none/70B3D57ED0000011/up/json/v1" in topics
+    assert f"$aws/rules/{RULE}/ingest/lora/eu/north/70B3D57ED0000012/up/json/v1" in topics
     assert plain.snapshot() == []
