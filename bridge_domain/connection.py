@@ -29,7 +29,13 @@ from bridge_domain.exceptions import TopicError
 from bridge_domain.lns import LnsSettings, ThingParkLns
 from bridge_domain.models import DocumentModel
 from bridge_domain.naming import CLIENT_ID_PREFIX_RE, RESOURCE_SUFFIX_RE, ResourceNames
-from bridge_domain.quotas import MAX_KEEP_ALIVE_SECS, MIN_KEEP_ALIVE_SECS, PUBLISHES_PER_SEC_PER_CONNECTION
+from bridge_domain.quotas import (
+    DEFAULT_PERSISTENT_SESSION_EXPIRY_SECS,
+    MAX_KEEP_ALIVE_SECS,
+    MAX_PERSISTENT_SESSION_EXPIRY_SECS,
+    MIN_KEEP_ALIVE_SECS,
+    PUBLISHES_PER_SEC_PER_CONNECTION,
+)
 from bridge_domain.secrets import SecretInput, SecretsManagerRef
 from bridge_domain.topics import (
     BASIC_INGEST_PREFIX,
@@ -148,6 +154,14 @@ class ConnectionConfiguration(DocumentModel):
         ge=MIN_KEEP_ALIVE_SECS,
         le=MAX_KEEP_ALIVE_SECS,
         description="MQTT keepalive (AWS IoT accepts 30-1200).",
+    )
+    downlink_session_expiry_secs: int = Field(
+        default=DEFAULT_PERSISTENT_SESSION_EXPIRY_SECS,
+        ge=0,
+        le=MAX_PERSISTENT_SESSION_EXPIRY_SECS,
+        description="How long the broker keeps the downlink subscribers' sessions (and the QoS 1 downlinks "
+        "published meanwhile) after they disconnect; 0: clean sessions. AWS IoT holds it to the account's persistent "
+        "session expiry period (1 hour by default, at most 7 days).",
     )
     client_id_prefix: str = Field(default="iot-bridge", pattern=CLIENT_ID_PREFIX_RE.pattern)
     shared_subscription_group: str = Field(default="iot-bridge", pattern=r"^[A-Za-z0-9_-]{1,128}$")

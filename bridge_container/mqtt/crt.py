@@ -11,6 +11,7 @@ calls it only when the guard handed it over.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 from collections.abc import Callable
@@ -124,6 +125,7 @@ class CrtMqttClient:
         connects: ConnectPacer | None = None,
     ) -> None:
         self.client_id = settings.client_id
+        self.keeps_session = settings.session_expiry_secs > 0
         self._connects = connects
         self._settings = settings
         self._callbacks = callbacks
@@ -245,7 +247,12 @@ class CrtMqttClient:
             "keep_alive_interval_sec": settings.keep_alive_secs,
             "ping_timeout_ms": PING_TIMEOUT_MS,
             "connack_timeout_ms": CONNACK_TIMEOUT_MS,
-            "session_behavior": mqtt5.ClientSessionBehaviorType.CLEAN,
+            # A downlink subscriber resumes its session, also at its first connect (a restarted task with the same
+            # client IDs gets the downlinks published meanwhile); the uplink-only clients start clean.
+            "session_behavior": mqtt5.ClientSessionBehaviorType.REJOIN_ALWAYS
+            if self.keeps_session
+            else mqtt5.ClientSessionBehaviorType.CLEAN,
+            "session_expiry_interval_sec": settings.session_expiry_secs,
             # Our limiter holds the 100 publishes/s and 512 KiB/s per connection; CRT's own throttle would hide
             # a second, unbounded queue behind it.
             "extended_validation_and_flow_control_options": mqtt5.ExtendedValidationAndFlowControlOptions.NONE,
@@ -310,10 +317,37 @@ class CrtMqttClient:
     def _on_publish_received(self, data: Any) -> None:
         packet = data.publish_packet
         loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(
-                self._callbacks.on_message, InboundMessage(packet.topic, bytes(packet.payload or b""))
-            )
+        if loop is None or loop.is_closed():
+            return
+        properties = tuple((prop.name, prop.value) for prop in packet.user_properties or ())
+        message = InboundMessage(
+            packet.topic,
+            bytes(packet.payload or b""),
+            properties,
+            packet.message_expiry_interval_sec,
+        )
+        acquire = data.acquire_publish_acknowledgement_control
+        if self.keeps_session and acquire is not None:
+            # QoS 1 on a persistent session: PUBACK when the handler is done, not on receipt (CRT's default), so a
+            # downlink the bridge had not finished is delivered again after a reconnect or a restart.
+            message = dataclasses.replace(message, acknowledge=self._acknowledger(acquire()))
+        loop.call_soon_threadsafe(self._callbacks.on_message, message)
+
+    def _acknowledger(self, handle: Any) -> Callable[[], None]:
+        client = self._client
+        acknowledged = False
+
+        def acknowledge() -> None:
+            nonlocal acknowledged
+            if acknowledged or client is None or client is not self._client:
+                return  # once; a client stopped since then has no connection to acknowledge on
+            acknowledged = True
+            try:
+                client.invoke_publish_acknowledgement(handle)
+            except Exception as exc:  # the connection dropped since: the broker delivers it again
+                logger.debug("PUBACK on %s not sent: %s", self.client_id, exc)
+
+        return acknowledge
 
     def _on_stopped(self, _data: Any) -> None:
         loop, stopped = self._loop, self._stopped

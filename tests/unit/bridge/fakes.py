@@ -24,6 +24,7 @@ class FakeClient:
     control: list[tuple[str, bytes]] = field(default_factory=list)
     subscriptions: list[str] = field(default_factory=list)
     last_error: str | None = None
+    keeps_session: bool = False
     _state: ConnectionState = ConnectionState.DEACTIVATED
 
     @property
