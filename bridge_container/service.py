@@ -182,7 +182,12 @@ class BridgeService:
     def _build_runtime(self, connection_id: str, connection: Connection) -> ConnectionRuntime:
         config = connection.configuration
         build = self.client_factory or (
-            lambda configuration, task_id: CrtClientFactory(configuration, task_id, connects=self._connects)
+            lambda configuration, task_id: CrtClientFactory(
+                configuration,
+                task_id,
+                connects=self._connects,
+                end_sessions_on_stop=not self.settings.keep_downlink_sessions,
+            )
         )
         settings = RuntimeSettings(
             registration_function=self.settings.registration_function,

@@ -36,6 +36,7 @@ class EnvVar(StrEnum):
     HTTP_HOST = "BRIDGE_HTTP_HOST"
     HTTP_PORT = "BRIDGE_HTTP_PORT"
     TASK_ID = "BRIDGE_TASK_ID"
+    KEEP_DOWNLINK_SESSIONS = "BRIDGE_KEEP_DOWNLINK_SESSIONS"
     REGISTRATION_FUNCTION = "BRIDGE_REGISTRATION_FUNCTION"
     REGISTRATION_RATE_PER_SEC = "BRIDGE_REGISTRATION_RATE_PER_SEC"  # in-process registration; 15 / tasks
     DRAIN_DEADLINE_SECS = "BRIDGE_DRAIN_DEADLINE_SECS"
@@ -92,6 +93,10 @@ class ServiceSettings(_Section):
     """Process-level settings; a connection's own settings live in its configuration."""
 
     task_id: str = Field(default_factory=socket.gethostname, alias=EnvVar.TASK_ID, min_length=1)
+    # Keep the downlink subscribers' sessions when the bridge stops: only for a task that comes back with the same
+    # BRIDGE_TASK_ID (its client IDs). Else a stopped task ends them, so the broker does not queue the shared
+    # subscription's downlinks for a session nobody resumes.
+    keep_downlink_sessions: bool = Field(False, alias=EnvVar.KEEP_DOWNLINK_SESSIONS)
     host: str = Field(DEFAULT_HTTP_HOST, alias=EnvVar.HTTP_HOST, min_length=1)
     port: Port = Field(DEFAULT_HTTP_PORT, alias=EnvVar.HTTP_PORT)
     config_file: str | None = Field(None, alias=EnvVar.CONFIG_FILE)

@@ -36,14 +36,15 @@ class ChirpStackAdapter:
 
     def prepare(self, request: DownlinkRequest) -> LnsCall:
         dev_eui = request.dev_eui.lower()
-        body = {
-            "queueItem": {
-                "devEui": dev_eui,
-                "fPort": request.f_port,
-                "confirmed": request.confirmed,
-                "data": base64.b64encode(request.payload).decode(),
-            }
+        item: dict[str, object] = {
+            "devEui": dev_eui,
+            "fPort": request.f_port,
+            "confirmed": request.confirmed,
+            "data": base64.b64encode(request.payload).decode(),
         }
+        if request.queue_item_id is not None:
+            item["id"] = request.queue_item_id  # the application's queue-item id, so both sides name it alike
+        body = {"queueItem": item}
         url = f"{self._base_url}/devices/{dev_eui}/queue"
 
         def build(client: httpx.AsyncClient) -> httpx.Request:

@@ -2,7 +2,9 @@
 
 Up to ``max_in_flight`` calls run at once (a network server answers in tens of milliseconds, so 100/s needs
 several in flight); the rate limiter inside the sender paces them. Downlinks for one device go out one after the
-other in arrival order, because a device's queue at the network server is ordered.
+other in arrival order, because a device's queue at the network server is ordered. A downlink whose validity
+ended while it waited is not sent: it ends as ``expired``. Every accepted downlink ends exactly once, and its
+``on_done`` says whether the network server took it.
 """
 
 from __future__ import annotations
@@ -34,11 +36,21 @@ class DispatchSettings:
     drain_deadline_secs: float = 5.0
 
 
+Done = Callable[[bool], None]
+"""Called once when a downlink ends: True when the network server accepted it."""
+
+
+def _ignore(_sent: bool) -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class _Job:
     request: DownlinkRequest
     adapter: LnsAdapter
     received_at: float
+    expires_at: float | None  # monotonic; None: valid until sent
+    on_done: Done
 
 
 class _DeviceOrder:
@@ -95,22 +107,45 @@ class DownlinkDispatcher:
         self._runner: asyncio.Task[None] | None = None
         self._accepting = False
 
-    def submit(self, request: DownlinkRequest, received_at: float) -> bool:
+    def submit(
+        self,
+        request: DownlinkRequest,
+        received_at: float,
+        *,
+        expires_at: float | None = None,
+        on_done: Done = _ignore,
+    ) -> bool:
         """Accept ``request`` for delivery; False (and failed feedback) when it cannot be accepted."""
         if not self._accepting:
             self.fail(request, FailureReason.SHUTDOWN, "the bridge is stopping")
+            on_done(False)
             return False
         try:
             adapter = self._router.select(request.lns)
         except DownlinkError as exc:
             self.fail(request, exc.reason, str(exc))
+            on_done(False)
             return False
         if self._pending >= self._settings.backlog_size:
             self.fail(request, FailureReason.QUEUE_FULL, f"{self._pending} downlinks already wait for the rate limit")
+            on_done(False)
             return False
         self._set_pending(self._pending + 1)
-        self._queue.put_nowait(_Job(request, adapter, received_at))
+        self._queue.put_nowait(_Job(request, adapter, received_at, expires_at, on_done))
         return True
+
+    def expire(self, request: DownlinkRequest, detail: str, *, lns: str | None = None) -> None:
+        """Count a downlink whose validity ended before it was sent and publish its expired feedback."""
+        self._metrics.expired()
+        self._feedback.emit(
+            Feedback(
+                dev_eui=request.dev_eui,
+                status=FeedbackStatus.EXPIRED,
+                correlation_id=request.correlation_id,
+                detail=detail,
+                lns=lns,
+            )
+        )
 
     def fail(
         self,
@@ -156,10 +191,14 @@ class DownlinkDispatcher:
 
     async def _deliver(self, job: _Job) -> None:
         request, lns = job.request, job.adapter.kind
+        sent = False
         try:
-            call = job.adapter.prepare(request)
             async with self._device_order.hold(request.dev_eui):
-                receipt = await self._sender.send(call)
+                late_secs = None if job.expires_at is None else self._clock() - job.expires_at
+                if late_secs is not None and late_secs >= 0:
+                    self.expire(request, f"its validity ended {late_secs:.1f} s before its turn came", lns=lns)
+                    return
+                receipt = await self._sender.send(job.adapter.prepare(request))
         except LnsError as exc:
             logger.debug("downlink to %s for %s failed: %s", lns, request.dev_eui, exc)
             self.fail(request, exc.reason, str(exc), lns=lns, attempts=exc.attempts)
@@ -170,6 +209,7 @@ class DownlinkDispatcher:
             logger.exception("downlink to %s for %s failed unexpectedly", lns, request.dev_eui)
             self.fail(request, FailureReason.INTERNAL, type(exc).__name__, lns=lns)
         else:
+            sent = True
             self._metrics.sent(lns, self._clock() - job.received_at, receipt.attempts)
             self._feedback.emit(
                 Feedback(
@@ -183,6 +223,7 @@ class DownlinkDispatcher:
         finally:
             self._in_flight.release()
             self._set_pending(self._pending - 1)
+            job.on_done(sent)
 
     async def __aenter__(self) -> DownlinkDispatcher:
         self._accepting = True
@@ -208,3 +249,4 @@ class DownlinkDispatcher:
             job = self._queue.get_nowait()
             self.fail(job.request, FailureReason.SHUTDOWN, "the bridge stopped before sending it", lns=job.adapter.kind)
             self._set_pending(self._pending - 1)
+            job.on_done(False)

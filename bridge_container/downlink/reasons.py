@@ -14,6 +14,7 @@ class FeedbackStatus(StrEnum):
     NACKED = "nacked"  # a confirmed downlink got no confirmation (ChirpStack ack without acknowledged, TTS nack)
     EXPIRED = "expired"  # the network server discarded it unsent when its validity ended (ChirpStack log EXPIRED)
     FAILED = "failed"  # see FailureReason
+    EXPIRED = "expired"  # its validity (MQTT 5 message expiry, ValidityTime, validUntil) ended before it was sent
 
 
 class FailureReason(StrEnum):

@@ -3,6 +3,10 @@
 ``DownlinkService`` is an async context manager owning the HTTP client, rate limiter, dispatcher and feedback
 publisher; entering it registers ``$share/<group>/<downlink filter>`` on the pool (which holds it on one open
 client and renews it after every reconnect). With ``downlinkEnabled: false`` it registers nothing.
+
+Each message is acknowledged to the broker (PUBACK, on a persistent session) when its downlink ended: accepted by
+the network server, failed, expired or recognised as a duplicate (:mod:`.dedup`). A message whose validity (MQTT 5
+message expiry, ``ValidityTime``, ``validUntil``) ended is not sent; its feedback says ``expired``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -20,8 +25,9 @@ from prometheus_client import CollectorRegistry
 
 from bridge_container.downlink.chirpstack import ChirpStackAdapter
 from bridge_container.downlink.correlation import CorrelationIds
+from bridge_container.downlink.dedup import MESSAGE_ID_PROPERTY, DuplicateFilter
 from bridge_container.downlink.dispatcher import DispatchSettings, DownlinkDispatcher
-from bridge_container.downlink.documents import correlation_id_of, dev_eui_from_topic, parse_downlink
+from bridge_container.downlink.documents import DownlinkRequest, correlation_id_of, dev_eui_from_topic, parse_downlink
 from bridge_container.downlink.exceptions import DocumentError
 from bridge_container.downlink.feedback import Feedback, FeedbackPublisher, FeedbackSettings, FeedbackTopics
 from bridge_container.downlink.lifecycle import LifecycleReports
@@ -96,6 +102,7 @@ class DownlinkService:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.connection_id = connection_id
         self._configuration = configuration
@@ -103,8 +110,10 @@ class DownlinkService:
         self._settings = settings or DownlinkSettings()
         self._transport = transport
         self._clock = clock
+        self._wall_clock = wall_clock
         self.metrics = DownlinkMetrics.create(registry, connection_id)
         self.correlation_ids = CorrelationIds()
+        self.duplicates = DuplicateFilter(clock=clock)
         self.topic_filter = shared_subscription(
             configuration.shared_subscription_group, configuration.downlink_pattern.subscription_filter()
         )
@@ -143,7 +152,9 @@ class DownlinkService:
                 drain_deadline_secs=settings.drain_deadline_secs,
             )
             self._dispatcher = await stack.enter_async_context(
-                DownlinkDispatcher(LnsRouter(adapters), sender, self._feedback, self.metrics, dispatch)
+                DownlinkDispatcher(
+                    LnsRouter(adapters), sender, self._feedback, self.metrics, dispatch, clock=self._clock
+                )
             )
             self.reports = ThingParkReports(self._feedback, self.metrics, self.correlation_ids)
             self.lifecycle_reports = LifecycleReports(self._feedback, self.metrics, self.correlation_ids)
@@ -170,6 +181,7 @@ class DownlinkService:
         dispatcher = self._dispatcher
         if dispatcher is None:
             self._fail_unparsed(message, FailureReason.SHUTDOWN, "the bridge is not running downlinks")
+            message.acknowledge()
             return
         try:
             request = parse_downlink(
@@ -180,8 +192,36 @@ class DownlinkService:
             )
         except DocumentError as exc:
             self._fail_unparsed(message, exc.reason, str(exc))
+            message.acknowledge()
             return
-        dispatcher.submit(request, received_at)
+        expires_at = self._expires_at(message, request, received_at)
+        if expires_at is not None and expires_at <= received_at:
+            dispatcher.expire(request, "its validity had ended when the bridge received it")
+            message.acknowledge()
+            return
+        message_id = message.user_property(MESSAGE_ID_PROPERTY)
+        identity = f"message:{message_id}" if message_id else request.identity
+        if identity is not None and not self.duplicates.begin(identity):
+            self.metrics.duplicate()
+            logger.debug("connection %s: downlink %s already taken; not sent again", self.connection_id, identity)
+            message.acknowledge()
+            return
+
+        def done(sent: bool) -> None:
+            if identity is not None:
+                self.duplicates.finish(identity, sent=sent)
+            message.acknowledge()
+
+        dispatcher.submit(request, received_at, expires_at=expires_at, on_done=done)
+
+    def _expires_at(self, message: InboundMessage, request: DownlinkRequest, received_at: float) -> float | None:
+        """When (on the monotonic clock) the downlink's validity ends, the earliest of the ones it carries."""
+        ends: list[float] = []
+        if message.expiry_secs is not None:
+            ends.append(received_at + message.expiry_secs)
+        if request.valid_until is not None:
+            ends.append(received_at + (request.valid_until - self._wall_clock()).total_seconds())
+        return min(ends, default=None)
 
     async def report(self, kind: str, body: Mapping[str, Any]) -> bool:
         """ThingPark's Sent and Rejected reports, published as feedback; False while downlinks are not running."""

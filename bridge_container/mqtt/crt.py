@@ -123,9 +123,11 @@ class CrtMqttClient:
         *,
         use_native_publish: bool = True,
         connects: ConnectPacer | None = None,
+        end_session_on_stop: bool = True,
     ) -> None:
         self.client_id = settings.client_id
         self.keeps_session = settings.session_expiry_secs > 0
+        self._end_session_on_stop = end_session_on_stop
         self._connects = connects
         self._settings = settings
         self._callbacks = callbacks
@@ -177,7 +179,12 @@ class CrtMqttClient:
         if client is None or stopped is None:
             self._set_state(ConnectionState.DEACTIVATED)
             return
-        client.stop()
+        if self.keeps_session and self._end_session_on_stop:
+            # Nobody resumes this session (the next task has other client IDs): end it, so that the broker does not
+            # hand it a share of the downlinks to keep until it expires.
+            client.stop(mqtt5.DisconnectPacket(session_expiry_interval_sec=0))
+        else:
+            client.stop()
         try:
             await asyncio.wait_for(stopped.wait(), STOP_TIMEOUT_SECS)
         except TimeoutError:
@@ -431,13 +438,21 @@ class CrtClientFactory:
         reconnect: ReconnectSettings | None = None,
         use_native_publish: bool = True,
         connects: ConnectPacer | None = None,
+        end_sessions_on_stop: bool = True,
     ) -> None:
         self._config = config
         self._connects = connects
+        self._end_sessions_on_stop = end_sessions_on_stop
         self._task_id = task_id
         self._reconnect = reconnect
         self._use_native_publish = use_native_publish
 
     def __call__(self, slot: int, callbacks: ClientCallbacks) -> MqttClient:
         settings = client_settings(self._config, self._task_id, slot, self._reconnect)
-        return CrtMqttClient(settings, callbacks, use_native_publish=self._use_native_publish, connects=self._connects)
+        return CrtMqttClient(
+            settings,
+            callbacks,
+            use_native_publish=self._use_native_publish,
+            connects=self._connects,
+            end_session_on_stop=self._end_sessions_on_stop,
+        )

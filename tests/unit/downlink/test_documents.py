@@ -67,7 +67,14 @@ def test_thingpark_form_is_accepted_with_its_string_values() -> None:
             }
         }
     )
-    assert request == DownlinkRequest(DEV_EUI, 3, b"\xab\xcd", confirmed=True, correlation_id="4434704901C7450B")
+    assert request == DownlinkRequest(
+        DEV_EUI,
+        3,
+        b"\xab\xcd",
+        confirmed=True,
+        correlation_id="4434704901C7450B",
+        thingpark_correlation_id="4434704901C7450B",
+    )
 
 
 def test_thingpark_form_without_port_takes_the_connection_port() -> None:
