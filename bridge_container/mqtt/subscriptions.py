@@ -25,6 +25,10 @@ from bridge_container.states import ConnectionState
 
 logger = logging.getLogger(__name__)
 
+# A resumed session delivers its queued messages as soon as the client connects, which may be before the handler is
+# registered; they wait for it, up to this many (beyond, they are acknowledged and dropped, with a warning).
+MAX_EARLY_MESSAGES = 10_000
+
 MessageHandler = Callable[[InboundMessage], Awaitable[None]]
 
 
@@ -71,6 +75,7 @@ class Subscriptions:
         self._wanted_holders = holders
         self._on_holders = on_holders
         self._handlers: dict[str, MessageHandler] = {}
+        self._early: list[InboundMessage] = []  # received before any handler was registered
         # The clients holding subscriptions (by client id: clients need not be hashable), and the filters each has.
         self._held: dict[str, tuple[MqttClient, set[str]]] = {}
         # The pool's clients that keep their sessions, learnt from their first state change.
@@ -97,6 +102,9 @@ class Subscriptions:
     def add(self, topic_filter: str, handler: MessageHandler) -> None:
         """Hold ``topic_filter``; messages matching it go to ``handler`` (one task per message)."""
         self._handlers[topic_filter] = handler
+        early, self._early = self._early, []
+        for message in early:
+            self.on_message(message)
         self._schedule()
 
     def on_client_state(self, client: MqttClient, state: ConnectionState) -> None:
@@ -109,6 +117,9 @@ class Subscriptions:
         self._schedule()
 
     def on_message(self, message: InboundMessage) -> None:
+        if not self._handlers and not self._closed and len(self._early) < MAX_EARLY_MESSAGES:
+            self._early.append(message)
+            return
         for topic_filter, handler in self._handlers.items():
             if topic_matches(topic_filter, message.topic):
                 self._spawn(self._handle(handler, message), f"message-{self.connection_id}")

@@ -108,3 +108,16 @@ async def test_a_message_no_handler_takes_is_acknowledged() -> None:
     subscriptions.add("tpx/things/+/downlink", _handler)
     subscriptions.on_message(InboundMessage("other/topic", b"{}", acknowledge=lambda: acknowledged.append("x")))
     assert acknowledged == ["x"]
+
+
+async def test_messages_of_a_resumed_session_that_arrive_before_the_handler_wait_for_it() -> None:
+    handled: list[str] = []
+
+    async def handler(message: InboundMessage) -> None:
+        handled.append(message.topic)
+
+    subscriptions = Subscriptions("c", list)
+    subscriptions.on_message(InboundMessage("tpx/things/70B3D57ED0000001/downlink", b"{}"))
+    subscriptions.add("tpx/things/+/downlink", handler)
+    await _settle()
+    assert handled == ["tpx/things/70B3D57ED0000001/downlink"]
