@@ -27,6 +27,7 @@ from devtools.pki import CertPair, DevPki
 from tests.integration.downlink.conftest import (
     FAST_SETTINGS,
     OPEN_TIMEOUT_SECS,
+    Application,
     Bridge,
     configuration,
     unique_task_id,
@@ -70,13 +71,17 @@ async def bridge_task(
         yield Bridge(pool, downlinks, registry)
 
 
-async def publish(broker: LocalBroker, index: int) -> None:
+async def publish(
+    broker: LocalBroker, index: int, *, dev_eui: str | None = None, expiry_secs: int | None = None
+) -> None:
     """Downlink ``index`` at QoS 1 with its messageId, from the application's side."""
-    dev_eui = f"70B3D57ED{index:07X}"
+    dev_eui = dev_eui or f"70B3D57ED{index:07X}"
+    document = f'{{"payload_hex": "{index:04x}", "correlationId": "c{index}"}}'
+    expiry = [] if expiry_secs is None else ["-D", "publish", "message-expiry-interval", str(expiry_secs)]
     process = await asyncio.create_subprocess_exec(
         "mosquitto_pub", "-h", broker.host, "-p", str(broker.ports.plain), "-V", "5", "-q", "1",
-        "-t", f"tpx/things/{dev_eui}/downlink", "-m", f'{{"payload_hex": "{index:04x}"}}',
-        "-D", "publish", "user-property", "messageId", f"downlink-{index}",
+        "-t", f"tpx/things/{dev_eui}/downlink", "-m", document,
+        "-D", "publish", "user-property", "messageId", f"downlink-{index}", *expiry,
     )  # fmt: skip
     assert await process.wait() == 0
 
@@ -172,3 +177,28 @@ async def test_two_bridges_on_a_shared_subscription_one_restarting_deliver_each_
             shares.append(second_again.sample("bridge_downlinks_sent_total", lns="thingpark"))
     assert payloads(lns, probes) == expected(range(60))
     assert all(share > 0 for share in shares)  # both tasks took part after the restart
+
+
+async def test_a_downlink_whose_mqtt_message_expiry_ends_while_it_waits_is_not_sent_and_says_expired(
+    broker: LocalBroker, client_cert: CertPair, lns: LocalLns
+) -> None:
+    config = configuration(broker, client_cert, lns)
+    dev_eui = "70B3D57ED00000EE"
+    async with bridge_task(config, unique_task_id("expiry")) as bridge, Application(config) as app:
+        probes = await until_subscribed(broker, lns, bridge)
+        await asyncio.sleep(0.3)
+        while not app.messages.empty():  # the probes' feedback
+            app.messages.get_nowait()
+        # Each answer takes 0.8 s (within the bridge's 1 s read timeout); one device's downlinks go one at a time.
+        lns.respond_with(lambda _request: Answer(delay_secs=0.8))
+        await publish(broker, 1, dev_eui=dev_eui)
+        await publish(broker, 2, dev_eui=dev_eui)
+        await publish(broker, 3, dev_eui=dev_eui, expiry_secs=1)  # its turn comes after 1.6 s
+        feedback = await app.feedback(3, timeout_secs=10.0)
+        await asyncio.sleep(0.5)
+    assert sorted((status, document["correlationId"]) for status, document in feedback) == [
+        ("expired", "c3"),
+        ("queued", "c1"),
+        ("queued", "c2"),
+    ]
+    assert payloads(lns, probes) == ["0001", "0002"]
