@@ -202,3 +202,21 @@ async def test_a_downlink_whose_mqtt_message_expiry_ends_while_it_waits_is_not_s
         ("queued", "c2"),
     ]
     assert payloads(lns, probes) == ["0001", "0002"]
+
+
+async def test_a_task_that_does_not_come_back_ends_its_sessions_so_no_downlink_waits_for_it(
+    broker: LocalBroker, client_cert: CertPair, lns: LocalLns
+) -> None:
+    config = configuration(broker, client_cert, lns)
+    task_id = unique_task_id("replaced")
+    async with bridge_task(config, task_id) as bridge:  # stops as a replaced Fargate task does
+        probes = await until_subscribed(broker, lns, bridge)
+    for index in range(5):  # no session holds the subscription now: nothing keeps these
+        await publish(broker, index)
+    await asyncio.sleep(RECONNECT_GAP_SECS)
+    async with bridge_task(config, task_id) as again:
+        await wait_until(lambda: again.pool.opened_clients == 2)
+        await asyncio.sleep(1.0)  # a resumed session would deliver its queue now
+        received = again.sample("bridge_downlinks_received_total")
+    assert received == 0
+    assert len(lns.requests) == probes
