@@ -17,7 +17,7 @@ from types import TracebackType
 from prometheus_client import CollectorRegistry
 
 from bridge_container.console.capture import ControlLog
-from bridge_container.downlink.service import DownlinkService
+from bridge_container.downlink.service import DownlinkService, DownlinkSettings
 from bridge_container.ingress.pipeline import UplinkIngress
 from bridge_container.metrics import UplinkMetrics
 from bridge_container.mqtt.port import ClientFactory
@@ -37,6 +37,7 @@ class RuntimeSettings:
     registration_function: str | None = None
     registration_rate_per_sec: float = CREATE_THING_PER_SEC  # in-process registration only
     lift_rate_limits: bool = False  # benchmarks against a local broker only
+    keep_downlink_sessions: bool = False  # the task comes back with its client IDs (BRIDGE_KEEP_DOWNLINK_SESSIONS)
 
 
 class ConnectionRuntime:
@@ -70,7 +71,8 @@ class ConnectionRuntime:
         )
         # The console shows the feedback published (one per downlink: off the uplink path).
         self.feedback_log = ControlLog(self.pool)
-        self.downlinks = DownlinkService(connection_id, config, self.feedback_log, registry)
+        downlink_settings = DownlinkSettings(leave_unsent_on_stop=settings.keep_downlink_sessions)
+        self.downlinks = DownlinkService(connection_id, config, self.feedback_log, registry, downlink_settings)
         # With downlinks off, ThingPark reports are counted as ignored, not silently taken.
         reports = self.downlinks.report if self.downlinks.enabled else None
         lifecycle = self.downlinks.lifecycle if self.downlinks.enabled else None

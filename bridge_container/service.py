@@ -193,6 +193,7 @@ class BridgeService:
             registration_function=self.settings.registration_function,
             registration_rate_per_sec=self.settings.registration_rate_per_sec,
             lift_rate_limits=self.settings.lift_rate_limits,
+            keep_downlink_sessions=self.settings.keep_downlink_sessions,
         )
         return ConnectionRuntime(
             connection_id, connection, build(config, self.settings.task_id), self.metrics, self.registry, settings

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from enum import Enum
 from types import TracebackType
 
 from bridge_container.downlink.documents import DownlinkRequest
@@ -34,13 +35,22 @@ class DispatchSettings:
     backlog_size: int = 1_000  # accepted downlinks not yet answered by the network server (queued + in flight)
     max_in_flight: int = 32
     drain_deadline_secs: float = 5.0
+    leave_unsent_on_stop: bool = False  # not sent at stop: no feedback, ended LEFT (the broker delivers it again)
 
 
-Done = Callable[[bool], None]
-"""Called once when a downlink ends: True when the network server accepted it."""
+class Ending(Enum):
+    """How an accepted downlink ended."""
+
+    SENT = "sent"  # the network server accepted it
+    ENDED = "ended"  # failed or expired, with its feedback
+    LEFT = "left"  # not sent when the bridge stopped, without feedback: the broker is to deliver it again
 
 
-def _ignore(_sent: bool) -> None:
+Done = Callable[[Ending], None]
+"""Called once when a downlink ends."""
+
+
+def _ignore(_ending: Ending) -> None:
     return None
 
 
@@ -117,22 +127,28 @@ class DownlinkDispatcher:
     ) -> bool:
         """Accept ``request`` for delivery; False (and failed feedback) when it cannot be accepted."""
         if not self._accepting:
-            self.fail(request, FailureReason.SHUTDOWN, "the bridge is stopping")
-            on_done(False)
+            on_done(self._stopped(request, "the bridge is stopping"))
             return False
         try:
             adapter = self._router.select(request.lns)
         except DownlinkError as exc:
             self.fail(request, exc.reason, str(exc))
-            on_done(False)
+            on_done(Ending.ENDED)
             return False
         if self._pending >= self._settings.backlog_size:
             self.fail(request, FailureReason.QUEUE_FULL, f"{self._pending} downlinks already wait for the rate limit")
-            on_done(False)
+            on_done(Ending.ENDED)
             return False
         self._set_pending(self._pending + 1)
         self._queue.put_nowait(_Job(request, adapter, received_at, expires_at, on_done))
         return True
+
+    def _stopped(self, request: DownlinkRequest, detail: str, *, lns: str | None = None) -> Ending:
+        """A downlink the stopping bridge will not send: failed with ``shutdown``, or left for the broker."""
+        if self._settings.leave_unsent_on_stop:
+            return Ending.LEFT
+        self.fail(request, FailureReason.SHUTDOWN, detail, lns=lns)
+        return Ending.ENDED
 
     def expire(self, request: DownlinkRequest, detail: str, *, lns: str | None = None) -> None:
         """Count a downlink whose validity ended before it was sent and publish its expired feedback."""
@@ -191,7 +207,7 @@ class DownlinkDispatcher:
 
     async def _deliver(self, job: _Job) -> None:
         request, lns = job.request, job.adapter.kind
-        sent = False
+        ending = Ending.ENDED
         try:
             async with self._device_order.hold(request.dev_eui):
                 late_secs = None if job.expires_at is None else self._clock() - job.expires_at
@@ -203,13 +219,13 @@ class DownlinkDispatcher:
             logger.debug("downlink to %s for %s failed: %s", lns, request.dev_eui, exc)
             self.fail(request, exc.reason, str(exc), lns=lns, attempts=exc.attempts)
         except asyncio.CancelledError:
-            self.fail(request, FailureReason.SHUTDOWN, "the bridge stopped before the network server answered", lns=lns)
+            ending = self._stopped(request, "the bridge stopped before the network server answered", lns=lns)
             raise
         except Exception as exc:
             logger.exception("downlink to %s for %s failed unexpectedly", lns, request.dev_eui)
             self.fail(request, FailureReason.INTERNAL, type(exc).__name__, lns=lns)
         else:
-            sent = True
+            ending = Ending.SENT
             self._metrics.sent(lns, self._clock() - job.received_at, receipt.attempts)
             self._feedback.emit(
                 Feedback(
@@ -223,7 +239,7 @@ class DownlinkDispatcher:
         finally:
             self._in_flight.release()
             self._set_pending(self._pending - 1)
-            job.on_done(sent)
+            job.on_done(ending)
 
     async def __aenter__(self) -> DownlinkDispatcher:
         self._accepting = True
@@ -247,6 +263,6 @@ class DownlinkDispatcher:
         await asyncio.gather(*calls, return_exceptions=True)
         while not self._queue.empty():
             job = self._queue.get_nowait()
-            self.fail(job.request, FailureReason.SHUTDOWN, "the bridge stopped before sending it", lns=job.adapter.kind)
+            ending = self._stopped(job.request, "the bridge stopped before sending it", lns=job.adapter.kind)
             self._set_pending(self._pending - 1)
-            job.on_done(False)
+            job.on_done(ending)

@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry
 from bridge_container.downlink.chirpstack import ChirpStackAdapter
 from bridge_container.downlink.correlation import CorrelationIds
 from bridge_container.downlink.dedup import MESSAGE_ID_PROPERTY, DuplicateFilter
-from bridge_container.downlink.dispatcher import DispatchSettings, DownlinkDispatcher
+from bridge_container.downlink.dispatcher import DispatchSettings, DownlinkDispatcher, Ending
 from bridge_container.downlink.documents import DownlinkRequest, correlation_id_of, dev_eui_from_topic, parse_downlink
 from bridge_container.downlink.exceptions import DocumentError
 from bridge_container.downlink.feedback import Feedback, FeedbackPublisher, FeedbackSettings, FeedbackTopics
@@ -65,6 +65,9 @@ class DownlinkSettings:
     max_in_flight: int = 32
     drain_deadline_secs: float = 5.0
     feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
+    # The subscribers' sessions outlive this task (it comes back with the same client IDs): a downlink not sent by
+    # the time it stops is left unacknowledged, for the broker to deliver again, instead of failing with shutdown.
+    leave_unsent_on_stop: bool = False
 
 
 def build_adapters(
@@ -150,6 +153,7 @@ class DownlinkService:
                 backlog_size=configuration.downlink_buffer_size,
                 max_in_flight=settings.max_in_flight,
                 drain_deadline_secs=settings.drain_deadline_secs,
+                leave_unsent_on_stop=settings.leave_unsent_on_stop,
             )
             self._dispatcher = await stack.enter_async_context(
                 DownlinkDispatcher(
@@ -180,8 +184,9 @@ class DownlinkService:
         self.metrics.received()
         dispatcher = self._dispatcher
         if dispatcher is None:
-            self._fail_unparsed(message, FailureReason.SHUTDOWN, "the bridge is not running downlinks")
-            message.acknowledge()
+            if not self._settings.leave_unsent_on_stop:
+                self._fail_unparsed(message, FailureReason.SHUTDOWN, "the bridge is not running downlinks")
+                message.acknowledge()
             return
         try:
             request = parse_downlink(
@@ -207,10 +212,11 @@ class DownlinkService:
             message.acknowledge()
             return
 
-        def done(sent: bool) -> None:
+        def done(ending: Ending) -> None:
             if identity is not None:
-                self.duplicates.finish(identity, sent=sent)
-            message.acknowledge()
+                self.duplicates.finish(identity, sent=ending is Ending.SENT)
+            if ending is not Ending.LEFT:
+                message.acknowledge()
 
         dispatcher.submit(request, received_at, expires_at=expires_at, on_done=done)
 

@@ -189,19 +189,19 @@ async def test_a_downlink_whose_mqtt_message_expiry_ends_while_it_waits_is_not_s
         await asyncio.sleep(0.3)
         while not app.messages.empty():  # the probes' feedback
             app.messages.get_nowait()
-        # Each answer takes 0.8 s (within the bridge's 1 s read timeout); one device's downlinks go one at a time.
+        # Each answer takes 0.8 s (within the bridge's 1 s read timeout); one device's downlinks go one at a time,
+        # so the last one's turn comes 3.2 s after the first's, long after its 1 s (even if publishing is slow).
         lns.respond_with(lambda _request: Answer(delay_secs=0.8))
-        await publish(broker, 1, dev_eui=dev_eui)
-        await publish(broker, 2, dev_eui=dev_eui)
-        await publish(broker, 3, dev_eui=dev_eui, expiry_secs=1)  # its turn comes after 1.6 s
-        feedback = await app.feedback(3, timeout_secs=10.0)
+        for index in range(1, 5):
+            await publish(broker, index, dev_eui=dev_eui)
+        await publish(broker, 5, dev_eui=dev_eui, expiry_secs=1)
+        feedback = await app.feedback(5, timeout_secs=15.0)
         await asyncio.sleep(0.5)
     assert sorted((status, document["correlationId"]) for status, document in feedback) == [
-        ("expired", "c3"),
-        ("queued", "c1"),
-        ("queued", "c2"),
+        ("expired", "c5"),
+        *(("queued", f"c{index}") for index in range(1, 5)),
     ]
-    assert payloads(lns, probes) == ["0001", "0002"]
+    assert payloads(lns, probes) == ["0001", "0002", "0003", "0004"]
 
 
 async def test_a_task_that_does_not_come_back_ends_its_sessions_so_no_downlink_waits_for_it(

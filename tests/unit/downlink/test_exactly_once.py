@@ -256,3 +256,22 @@ def test_a_validity_without_utc_offset_is_refused_by_name() -> None:
     body = orjson.dumps({"DevEUI_downlink": {"payload_hex": "01", "ValidityTime": "2026-12-02T20:00:00"}})
     with pytest.raises(DocumentError, match="ValidityTime"):
         parse_downlink(TOPIC, body, pattern=pattern, default_port=1)
+
+
+@pytest.mark.parametrize("leave_unsent", [False, True])
+async def test_downlinks_not_sent_at_stop_fail_or_are_left_for_the_broker(lns: LocalLns, leave_unsent: bool) -> None:
+    pool = Pool()
+    settings = DownlinkSettings(
+        http=SETTINGS.http, drain_deadline_secs=0.1, leave_unsent_on_stop=leave_unsent, max_in_flight=1
+    )
+    lns.respond_with(lambda _request: Answer(delay_secs=0.4))
+    async with DownlinkService("c1", configuration(lns), pool, CollectorRegistry(), settings):
+        acknowledgements = [await pool.deliver({"payload_hex": f"0{index}"}) for index in range(3)]
+        await asyncio.to_thread(lns.wait_for, 1)
+    await asyncio.sleep(0.1)
+    if leave_unsent:  # no feedback, no PUBACK: the broker delivers them again to the session
+        assert acknowledgements == [[], [], []]
+        assert pool.feedback == []
+    else:
+        assert acknowledgements == [["ack"], ["ack"], ["ack"]]
+        assert [(status, document["reason"]) for status, document in pool.feedback] == [("failed", "shutdown")] * 3
