@@ -116,6 +116,7 @@ class DownlinkDispatcher:
         self._calls: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
         self._accepting = False
+        self._left = 0  # not sent at stop, left unacknowledged for the broker
 
     def submit(
         self,
@@ -146,6 +147,7 @@ class DownlinkDispatcher:
     def _stopped(self, request: DownlinkRequest, detail: str, *, lns: str | None = None) -> Ending:
         """A downlink the stopping bridge will not send: failed with ``shutdown``, or left for the broker."""
         if self._settings.leave_unsent_on_stop:
+            self._left += 1
             return Ending.LEFT
         self.fail(request, FailureReason.SHUTDOWN, detail, lns=lns)
         return Ending.ENDED
@@ -266,3 +268,5 @@ class DownlinkDispatcher:
             ending = self._stopped(job.request, "the bridge stopped before sending it", lns=job.adapter.kind)
             self._set_pending(self._pending - 1)
             job.on_done(ending)
+        if self._left:
+            logger.info("%d downlink(s) not sent before the stop are left for the broker to deliver again", self._left)
