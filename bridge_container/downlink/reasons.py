@@ -12,9 +12,10 @@ class FeedbackStatus(StrEnum):
     SENT = "sent"  # transmitted (ThingPark DevEUI_downlink_Sent, ChirpStack txack, TTS downlink_sent)
     ACKNOWLEDGED = "acknowledged"  # the device confirmed a confirmed downlink (ChirpStack ack, TTS downlink_ack)
     NACKED = "nacked"  # a confirmed downlink got no confirmation (ChirpStack ack without acknowledged, TTS nack)
-    EXPIRED = "expired"  # the network server discarded it unsent when its validity ended (ChirpStack log EXPIRED)
+    # Not sent because its validity ended: seen by the bridge (MQTT 5 message expiry, ValidityTime, validUntil)
+    # before its turn came, or reported by the network server (ChirpStack log EXPIRED).
+    EXPIRED = "expired"
     FAILED = "failed"  # see FailureReason
-    EXPIRED = "expired"  # its validity (MQTT 5 message expiry, ValidityTime, validUntil) ended before it was sent
 
 
 class FailureReason(StrEnum):
