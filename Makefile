@@ -30,14 +30,15 @@ $(DEPS_STAMP): requirements.txt requirements-dev.txt | $(PY)
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
-$(NODE_STAMP): package.json package-lock.json
+# The system check runs first: it installs or names what is missing (npm itself, or a Node older than 20).
+$(NODE_STAMP): package.json package-lock.json | system-deps
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-system-deps: ## install mosquitto (apt, as root) or say exactly what to install
+system-deps: ## install mosquitto and Node's npm (apt, as root) or say exactly what to install; checks Node >= 20
 	@scripts/ensure-system-deps.sh
 
-install: $(DEPS_STAMP) $(NODE_STAMP) system-deps ## everything the tests and the CDK CLI need
+install: system-deps $(DEPS_STAMP) $(NODE_STAMP) ## everything the tests and the CDK CLI need
 
 lint: $(DEPS_STAMP) ## ruff
 	$(VENV)/bin/ruff check .

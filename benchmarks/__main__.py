@@ -10,6 +10,7 @@ import argparse
 import pkgutil
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,10 +37,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; available: {', '.join(available)}")
     failed = []
+    durations: list[str] = []
+    started = time.monotonic()
     for name in args.names or available:
         print(f"== benchmark {name}", flush=True)
+        began = time.monotonic()
         if subprocess.run([sys.executable, "-m", f"benchmarks.{name}"], check=False).returncode != 0:
             failed.append(name)
+        durations.append(f"{name} {time.monotonic() - began:.0f} s")
+    print(f"== took {time.monotonic() - started:.0f} s ({', '.join(durations)})", flush=True)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

@@ -268,7 +268,7 @@ class BridgeProcess:
         while time.monotonic() < deadline:
             health = httpx.get(f"{self.url}/healthz", timeout=2).json()
             clients = health["connections"].get("default", {}).get("clients", {})
-            if clients and all(state == "OPENED" for state in clients.values()):
+            if clients and all(client["state"] == "OPENED" for client in clients.values()):
                 return self
             time.sleep(0.1)
         raise TimeoutError("the bridge's clients did not all open")

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Final, TextIO
 
 import orjson
@@ -72,9 +73,21 @@ class UplinkMetrics:
             [*labels, "lns", "reason"],
             registry=registry,
         )
+        self.unauthorized = Counter(
+            "bridge_ingress_unauthorized",
+            "LNS requests refused for their credentials (401: token, signature, time), also counted as rejected.",
+            [*labels, "lns"],
+            registry=registry,
+        )
         self.ignored = Counter(
             "bridge_ingress_ignored",
             "LNS events acknowledged but not published (joins, acks, other event types).",
+            [*labels, "lns", "event"],
+            registry=registry,
+        )
+        self.events = Counter(
+            "bridge_events_accepted",
+            "Device events (joins, status, locations, logs, ...) accepted into the uplink buffer, by LNS and event.",
             [*labels, "lns", "event"],
             registry=registry,
         )
@@ -147,7 +160,9 @@ class UplinkMetrics:
         for family in (
             self.accepted,
             self.rejected,
+            self.unauthorized,
             self.ignored,
+            self.events,
             self.published,
             self.written,
             self.at_risk,
@@ -167,44 +182,106 @@ class UplinkMetrics:
                 family.remove(*key)
 
 
+class EmfName(StrEnum):
+    """The CloudWatch metric names the bridge emits; the stacks build the dashboard, alarms and scaling on them."""
+
+    UPLINKS_ACCEPTED = "UplinksAccepted"
+    UPLINKS_REJECTED = "UplinksRejected"
+    INGRESS_UNAUTHORIZED = "IngressUnauthorized"
+    UPLINKS_PUBLISHED = "UplinksPublished"
+    UPLINKS_DROPPED = "UplinksDropped"
+    UPLINKS_AT_RISK = "UplinksAtRisk"
+    THINGS_REGISTERED = "ThingsRegistered"
+    BUFFER_DEPTH = "BufferDepth"
+    BUFFER_CAPACITY = "BufferCapacity"
+    DOWNLINKS_RECEIVED = "DownlinksReceived"
+    DOWNLINKS_SENT = "DownlinksSent"
+    DOWNLINKS_FAILED = "DownlinksFailed"
+    DOWNLINK_QUEUE_DEPTH = "DownlinkQueueDepth"
+    FEEDBACK_DROPPED = "DownlinkFeedbackDropped"
+    MQTT_CLIENTS = "MqttClients"
+
+
+class EmfDimension(StrEnum):
+    """Dimensions of the bridge's metrics: every metric has ConnectionId; a breakdown adds one more."""
+
+    CONNECTION = "ConnectionId"
+    REASON = "Reason"
+    STATE = "State"
+    OUTCOME = "Outcome"
+
+
 @dataclass(frozen=True, slots=True)
 class EmfMetric:
-    """One CloudWatch metric taken from a Prometheus family: counters as deltas, gauges as values."""
+    """One CloudWatch metric taken from a Prometheus family: counters as deltas, gauges as values.
+
+    With ``split_label`` the metric is reported once per value of that label, as dimension ``dimension`` beside
+    the connection (``UplinksDropped`` by ``Reason``); without, summed over every label but the connection.
+    """
 
     name: str
     family: str
     unit: str = "Count"
     is_counter: bool = True
+    split_label: str | None = None
+    dimension: EmfDimension | None = None
 
 
 DEFAULT_EMF_METRICS: Final = (
-    EmfMetric("UplinksAccepted", "bridge_uplinks_accepted"),
-    EmfMetric("UplinksRejected", "bridge_uplinks_rejected"),
-    EmfMetric("UplinksPublished", "bridge_uplinks_published"),
-    EmfMetric("UplinksDropped", "bridge_uplinks_dropped"),
-    EmfMetric("UplinksAtRisk", "bridge_uplinks_at_risk"),
-    EmfMetric("ThingsRegistered", "bridge_registrations"),
-    EmfMetric("BufferDepth", "bridge_uplink_buffer_depth", is_counter=False),
+    EmfMetric(EmfName.UPLINKS_ACCEPTED, "bridge_uplinks_accepted"),
+    EmfMetric(EmfName.UPLINKS_REJECTED, "bridge_uplinks_rejected"),
+    EmfMetric(EmfName.INGRESS_UNAUTHORIZED, "bridge_ingress_unauthorized"),
+    EmfMetric(EmfName.UPLINKS_PUBLISHED, "bridge_uplinks_published"),
+    EmfMetric(EmfName.UPLINKS_DROPPED, "bridge_uplinks_dropped"),
+    EmfMetric(EmfName.UPLINKS_AT_RISK, "bridge_uplinks_at_risk"),
+    EmfMetric(EmfName.THINGS_REGISTERED, "bridge_registrations"),
+    EmfMetric(EmfName.BUFFER_DEPTH, "bridge_uplink_buffer_depth", is_counter=False),
+    EmfMetric(EmfName.BUFFER_CAPACITY, "bridge_uplink_buffer_capacity", is_counter=False),
+    EmfMetric(EmfName.DOWNLINKS_RECEIVED, "bridge_downlinks_received"),
+    EmfMetric(EmfName.DOWNLINKS_SENT, "bridge_downlinks_sent"),
+    EmfMetric(EmfName.DOWNLINKS_FAILED, "bridge_downlinks_failed"),
+    EmfMetric(EmfName.DOWNLINK_QUEUE_DEPTH, "bridge_downlink_queue_depth", is_counter=False),
+    EmfMetric(EmfName.FEEDBACK_DROPPED, "bridge_downlink_feedback_dropped"),
+    # Breakdowns: one document per connection and label value.
+    EmfMetric(EmfName.UPLINKS_REJECTED, "bridge_uplinks_rejected", split_label="reason", dimension=EmfDimension.REASON),
+    EmfMetric(EmfName.UPLINKS_DROPPED, "bridge_uplinks_dropped", split_label="reason", dimension=EmfDimension.REASON),
+    EmfMetric(EmfName.UPLINKS_AT_RISK, "bridge_uplinks_at_risk", split_label="reason", dimension=EmfDimension.REASON),
+    EmfMetric(EmfName.DOWNLINKS_FAILED, "bridge_downlinks_failed", split_label="reason", dimension=EmfDimension.REASON),
+    EmfMetric(EmfName.THINGS_REGISTERED, "bridge_registrations", split_label="outcome", dimension=EmfDimension.OUTCOME),
+    # The clients of a connection in each state (summed over the tasks, the pool's size when all are OPENED).
+    EmfMetric(
+        EmfName.MQTT_CLIENTS,
+        "bridge_mqtt_client_state",
+        is_counter=False,
+        split_label="bridge_mqtt_client_state",
+        dimension=EmfDimension.STATE,
+    ),
 )
+
+# (connection, breakdown dimension or None, label value or None)
+_DocumentKey = tuple[str, EmfDimension | None, str | None]
 
 
 @dataclass
 class EmfEmitter:
-    """Writes one EMF JSON line per connection and interval; counters are reported as increases since the last line."""
+    """Writes EMF JSON lines per connection (and breakdown) and interval; counters are increases since the last line."""
 
     registry: CollectorRegistry
     metrics: tuple[EmfMetric, ...] = DEFAULT_EMF_METRICS
     namespace: str = EMF_NAMESPACE
     stream: TextIO = field(default_factory=lambda: sys.stdout)
     clock: Callable[[], float] = time.time
-    _last: dict[tuple[str, str], float] = field(default_factory=dict)
+    _last: dict[tuple[_DocumentKey, str], float] = field(default_factory=dict)
 
-    def _totals(self) -> dict[str, dict[str, float]]:
-        """``{connection: {family: value summed over the other labels}}``."""
-        wanted = {metric.family for metric in self.metrics}
-        totals: dict[str, dict[str, float]] = {}
+    def _totals(self) -> dict[_DocumentKey, dict[EmfMetric, float]]:
+        """``{document: {metric: value summed over the labels the document does not name}}``."""
+        by_family: dict[str, list[EmfMetric]] = {}
+        for metric in self.metrics:
+            by_family.setdefault(metric.family, []).append(metric)
+        totals: dict[_DocumentKey, dict[EmfMetric, float]] = {}
         for family in self.registry.collect():
-            if family.name not in wanted:
+            metrics = by_family.get(family.name)
+            if metrics is None:
                 continue
             for sample in family.samples:
                 if sample.name not in (family.name, family.name + "_total"):
@@ -212,28 +289,44 @@ class EmfEmitter:
                 connection = sample.labels.get(CONNECTION_LABEL)
                 if connection is None:
                     continue
-                per_connection = totals.setdefault(connection, {})
-                per_connection[family.name] = per_connection.get(family.name, 0.0) + sample.value
+                for metric in metrics:
+                    key: _DocumentKey = (connection, None, None)
+                    if metric.split_label is not None:
+                        label_value = sample.labels.get(metric.split_label)
+                        if label_value is None:
+                            continue
+                        key = (connection, metric.dimension, label_value)
+                    values = totals.setdefault(key, {})
+                    values[metric] = values.get(metric, 0.0) + sample.value
         return totals
 
     def lines(self) -> list[bytes]:
-        """The EMF documents for this interval (one per connection)."""
+        """The EMF documents for this interval (one per connection, one per connection and breakdown value)."""
         timestamp_ms = int(self.clock() * 1000)
         documents: list[bytes] = []
-        for connection, values in sorted(self._totals().items()):
-            body: dict[str, object] = {"ConnectionId": connection}
+        for key, values in sorted(self._totals().items(), key=lambda item: tuple(str(part) for part in item[0])):
+            connection, dimension, label_value = key
+            body: dict[str, object] = {EmfDimension.CONNECTION.value: connection}
+            dimensions = [EmfDimension.CONNECTION.value]
+            if dimension is not None and label_value is not None:
+                body[dimension.value] = label_value
+                dimensions.append(dimension.value)
             definitions: list[dict[str, str]] = []
             for metric in self.metrics:
-                value = values.get(metric.family, 0.0)
+                if (metric.split_label is None) != (dimension is None):
+                    continue
+                if metric not in values and dimension is not None:
+                    continue  # a breakdown reports the label values seen; the connection's totals are all there
+                value = values.get(metric, 0.0)
                 if metric.is_counter:
-                    key = (connection, metric.family)
-                    value, self._last[key] = value - self._last.get(key, 0.0), value
-                body[metric.name] = value
-                definitions.append({"Name": metric.name, "Unit": metric.unit})
+                    last_key = (key, metric.name)
+                    value, self._last[last_key] = value - self._last.get(last_key, 0.0), value
+                body[str(metric.name)] = value
+                definitions.append({"Name": str(metric.name), "Unit": metric.unit})
             body["_aws"] = {
                 "Timestamp": timestamp_ms,
                 "CloudWatchMetrics": [
-                    {"Namespace": self.namespace, "Dimensions": [["ConnectionId"]], "Metrics": definitions}
+                    {"Namespace": self.namespace, "Dimensions": [dimensions], "Metrics": definitions}
                 ],
             }
             documents.append(orjson.dumps(body))

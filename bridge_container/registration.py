@@ -26,6 +26,7 @@ from bridge_container.exceptions import RegistrationError
 from bridge_container.metrics import UplinkMetrics
 from bridge_container.tasks import spawn
 from bridge_domain.connection import CERTIFICATE_ARN_RE, ConnectionConfiguration
+from bridge_domain.quotas import CREATE_THING_PER_SEC
 from bridge_domain.registration import (
     CLIENT_RETRIES,
     RegistrationOutcome,
@@ -183,19 +184,23 @@ class BatchingRegistrar:
             self._failed_until.popitem(last=False)
 
 
-def registration_settings(config: ConnectionConfiguration) -> RegistrationSettings:
+def registration_settings(
+    config: ConnectionConfiguration, rate_per_sec: float = CREATE_THING_PER_SEC
+) -> RegistrationSettings:
     """Thing type from deviceType; the bridge certificate is attached when certificateId is an ARN."""
     certificate_id = config.certificate_id or ""
     principal = certificate_id if CERTIFICATE_ARN_RE.match(certificate_id) else None
-    return RegistrationSettings(thing_type=config.device_type, principal_arn=principal)
+    return RegistrationSettings(thing_type=config.device_type, principal_arn=principal, max_calls_per_sec=rate_per_sec)
 
 
 class InProcessBackend:
     """Calls register_things with a boto3 IoT client in a worker thread (the calls are synchronous and paced)."""
 
-    def __init__(self, config: ConnectionConfiguration, *, client: Any = None) -> None:
+    def __init__(
+        self, config: ConnectionConfiguration, *, client: Any = None, rate_per_sec: float = CREATE_THING_PER_SEC
+    ) -> None:
         self._config = config
-        self._settings = registration_settings(config)
+        self._settings = registration_settings(config, rate_per_sec)
         self._given_client = client
 
     @cached_property
@@ -261,9 +266,16 @@ def build_registrar(
     metrics: UplinkMetrics,
     *,
     function_name: str | None,
+    rate_per_sec: float = CREATE_THING_PER_SEC,
 ) -> Registrar:
-    """The registrar of a connection: none, the Lambda when ``function_name`` is set, else in-process boto3."""
+    """The registrar of a connection: none, the Lambda when ``function_name`` is set, else in-process boto3.
+
+    The Lambda (reserved concurrency 1) paces CreateThing for every task together; in-process registration paces
+    only its own task, at ``rate_per_sec`` (15/s divided by the number of tasks when several run).
+    """
     if not config.register_things:
         return NullRegistrar()
-    backend: RegistrationBackend = LambdaBackend(function_name) if function_name else InProcessBackend(config)
+    backend: RegistrationBackend = (
+        LambdaBackend(function_name) if function_name else InProcessBackend(config, rate_per_sec=rate_per_sec)
+    )
     return BatchingRegistrar(connection_id, backend, metrics)

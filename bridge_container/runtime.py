@@ -3,7 +3,8 @@
 :class:`ConnectionRuntime` is an async context manager. Entering starts, in this order, the MQTT pool (clients
 connect in the background), the registrar and the downlink service (which subscribes through the pool); leaving
 stops them in reverse, from one :class:`contextlib.AsyncExitStack`. ThingPark's downlink reports reach the
-downlink service through the ingress, wired here once, in the constructor.
+downlink service through the ingress, wired here once, in the constructor, and so do ChirpStack's and TTS's reports
+on downlinks.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ from types import TracebackType
 
 from prometheus_client import CollectorRegistry
 
-from bridge_container.downlink.service import DownlinkService
+from bridge_container.console.capture import ControlLog
+from bridge_container.downlink.service import DownlinkService, DownlinkSettings
 from bridge_container.ingress.pipeline import UplinkIngress
 from bridge_container.metrics import UplinkMetrics
 from bridge_container.mqtt.port import ClientFactory
 from bridge_container.registration import build_registrar
-from bridge_container.states import ConnectionState
+from bridge_container.states import ConnectionState, StateReport
 from bridge_container.uplink.pool import MqttPool, PoolSettings, Uplink
 from bridge_domain.connection import Connection, ConnectionConfiguration
+from bridge_domain.quotas import CREATE_THING_PER_SEC
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +35,9 @@ class RuntimeSettings:
     """Process-level choices every connection runtime shares."""
 
     registration_function: str | None = None
+    registration_rate_per_sec: float = CREATE_THING_PER_SEC  # in-process registration only
     lift_rate_limits: bool = False  # benchmarks against a local broker only
+    keep_downlink_sessions: bool = False  # the task comes back with its client IDs (BRIDGE_KEEP_DOWNLINK_SESSIONS)
 
 
 class ConnectionRuntime:
@@ -57,11 +62,23 @@ class ConnectionRuntime:
             clients,
             metrics,
         )
-        self.registrar = build_registrar(connection_id, config, metrics, function_name=settings.registration_function)
-        self.downlinks = DownlinkService(connection_id, config, self.pool, registry)
+        self.registrar = build_registrar(
+            connection_id,
+            config,
+            metrics,
+            function_name=settings.registration_function,
+            rate_per_sec=settings.registration_rate_per_sec,
+        )
+        # The console shows the feedback published (one per downlink: off the uplink path).
+        self.feedback_log = ControlLog(self.pool)
+        downlink_settings = DownlinkSettings(leave_unsent_on_stop=settings.keep_downlink_sessions)
+        self.downlinks = DownlinkService(connection_id, config, self.feedback_log, registry, downlink_settings)
         # With downlinks off, ThingPark reports are counted as ignored, not silently taken.
         reports = self.downlinks.report if self.downlinks.enabled else None
-        self.ingress = UplinkIngress(connection_id, config, self.pool, metrics, self.registrar, reports)
+        lifecycle = self.downlinks.lifecycle if self.downlinks.enabled else None
+        self.ingress = UplinkIngress(
+            connection_id, config, self.pool, metrics, self.registrar, reports, lifecycle=lifecycle
+        )
         self._stack: contextlib.AsyncExitStack | None = None
         self._keep_buffer = False
         self._kept: list[Uplink] = []
@@ -73,6 +90,9 @@ class ConnectionRuntime:
     @property
     def state(self) -> ConnectionState:
         return self.pool.state
+
+    def report(self) -> StateReport:
+        return self.pool.report()
 
     async def __aenter__(self) -> ConnectionRuntime:
         await self.start()

@@ -23,6 +23,8 @@ from prometheus_client import CollectorRegistry
 
 from bridge_container.connections.factory import ConnectionsApi
 from bridge_container.connections.host import ConnectionHost
+from bridge_container.console.routes import Console, mount_console
+from bridge_container.console.session import SessionKeeper
 from bridge_container.exceptions import UnknownConnectionError
 from bridge_container.http_server import http_server
 from bridge_container.ingress.http import FastIngress, ingress_router
@@ -33,7 +35,7 @@ from bridge_container.mqtt.crt import CrtClientFactory
 from bridge_container.mqtt.port import ClientFactory
 from bridge_container.runtime import ConnectionRuntime, RuntimeSettings
 from bridge_container.settings import ServiceSettings
-from bridge_container.states import ConnectionState
+from bridge_container.states import ConnectionState, StateReport
 from bridge_container.tasks import spawn, supervised
 from bridge_domain.connection import Connection, ConnectionConfiguration
 from bridge_domain.loading import resolve_secret_references
@@ -84,6 +86,7 @@ class BridgeService:
         self._lock = asyncio.Lock()
         self._connects = ConnectPacer()  # one per process: a replaced connection reuses its client IDs
         self._shutdown = asyncio.Event()
+        self.console: Console | None = None
         self.api = self.connections_api(self) if self.connections_api is not None else None
         self.fastapi = self._build_app()
         self.app = FastIngress(self, self.fastapi)
@@ -111,6 +114,9 @@ class BridgeService:
         app.include_router(ops)
         if self.api is not None:
             app.include_router(self.api.router)
+            if self.api.auth is not None:
+                self.console = Console(self.api.catalog, SessionKeeper(self.api.auth), self)
+                mount_console(app, self.console)
         return app
 
     # --- connections (the Connections API calls these) -------------------------------------------------------
@@ -123,6 +129,9 @@ class BridgeService:
     def connection_state(self, connection_id: str) -> ConnectionState:
         runtime = self._runtimes.get(connection_id)
         return runtime.state if runtime is not None else ConnectionState.DEACTIVATED
+
+    def connection_report(self, connection_id: str) -> StateReport:
+        return self.runtime(connection_id).report()
 
     async def add_connection(self, connection_id: str, connection: Connection) -> None:
         """Start a connection (an existing one with the same id is replaced)."""
@@ -173,11 +182,18 @@ class BridgeService:
     def _build_runtime(self, connection_id: str, connection: Connection) -> ConnectionRuntime:
         config = connection.configuration
         build = self.client_factory or (
-            lambda configuration, task_id: CrtClientFactory(configuration, task_id, connects=self._connects)
+            lambda configuration, task_id: CrtClientFactory(
+                configuration,
+                task_id,
+                connects=self._connects,
+                end_sessions_on_stop=not self.settings.keep_downlink_sessions,
+            )
         )
         settings = RuntimeSettings(
             registration_function=self.settings.registration_function,
+            registration_rate_per_sec=self.settings.registration_rate_per_sec,
             lift_rate_limits=self.settings.lift_rate_limits,
+            keep_downlink_sessions=self.settings.keep_downlink_sessions,
         )
         return ConnectionRuntime(
             connection_id, connection, build(config, self.settings.task_id), self.metrics, self.registry, settings
@@ -211,15 +227,26 @@ class BridgeService:
         return None
 
     def health(self) -> tuple[int, dict[str, object]]:
-        """200 when at least one client is OPENED (or no connection is configured yet), else 503."""
-        connections = {
-            connection_id: {
-                "state": runtime.state.value,
-                "clients": {client_id: state.value for client_id, state in runtime.pool.states.items()},
+        """200 when at least one client is OPENED (or no connection is configured yet), else 503.
+
+        Each connection shows its state, why it is not OPENED, and each client's state and last error; ``unhealthy``
+        lists the connections with no OPENED client, with their reason.
+        """
+        connections: dict[str, object] = {}
+        unhealthy: list[dict[str, object]] = []
+        for connection_id, runtime in self._runtimes.items():
+            report = runtime.report()
+            connections[connection_id] = {
+                "state": report.state.value,
+                "reason": report.reason,
+                "clients": {
+                    client.client_id: {"state": client.state.value, "reason": client.reason}
+                    for client in report.clients
+                },
                 "buffered": runtime.pool.depth,
             }
-            for connection_id, runtime in self._runtimes.items()
-        }
+            if report.state is not ConnectionState.OPENED:
+                unhealthy.append({"connection": connection_id, "state": report.state.value, "reason": report.reason})
         opened = any(runtime.pool.opened_clients for runtime in self._runtimes.values())
         if self.draining:
             status = "draining"
@@ -227,7 +254,12 @@ class BridgeService:
             status = "ready"
         else:
             status = "not_ready"
-        body: dict[str, object] = {"status": status, "task": self.settings.task_id, "connections": connections}
+        body: dict[str, object] = {
+            "status": status,
+            "task": self.settings.task_id,
+            "connections": connections,
+            "unhealthy": unhealthy,
+        }
         return (200 if status == "ready" else 503), body
 
     # --- lifecycle -------------------------------------------------------------------------------------------
@@ -249,6 +281,8 @@ class BridgeService:
                     logger.info(
                         "HTTP on %s:%s (task %s)", self.settings.host, self.settings.port, self.settings.task_id
                     )
+                    if self.console is not None:
+                        self.console.open()
                     if self.api is not None:
                         await self.api.start()
                     if initial is not None:
@@ -276,6 +310,8 @@ class BridgeService:
 
     async def _stop_everything(self, flush_task: asyncio.Task[None] | None) -> None:
         self.draining = True
+        if self.console is not None:
+            self.console.close()
         if self.api is not None:
             try:
                 await self.api.close()

@@ -25,6 +25,7 @@ from pydantic_core import ErrorDetails
 from bridge_container.exceptions import SettingsError
 from bridge_domain.environment import EnvironmentModel
 from bridge_domain.exceptions import FieldIssue
+from bridge_domain.quotas import CREATE_THING_PER_SEC
 
 
 class EnvVar(StrEnum):
@@ -35,7 +36,9 @@ class EnvVar(StrEnum):
     HTTP_HOST = "BRIDGE_HTTP_HOST"
     HTTP_PORT = "BRIDGE_HTTP_PORT"
     TASK_ID = "BRIDGE_TASK_ID"
+    KEEP_DOWNLINK_SESSIONS = "BRIDGE_KEEP_DOWNLINK_SESSIONS"
     REGISTRATION_FUNCTION = "BRIDGE_REGISTRATION_FUNCTION"
+    REGISTRATION_RATE_PER_SEC = "BRIDGE_REGISTRATION_RATE_PER_SEC"  # in-process registration; 15 / tasks
     DRAIN_DEADLINE_SECS = "BRIDGE_DRAIN_DEADLINE_SECS"
     EMF_INTERVAL_SECS = "BRIDGE_EMF_INTERVAL_SECS"
     LOG_LEVEL = "BRIDGE_LOG_LEVEL"
@@ -90,10 +93,18 @@ class ServiceSettings(_Section):
     """Process-level settings; a connection's own settings live in its configuration."""
 
     task_id: str = Field(default_factory=socket.gethostname, alias=EnvVar.TASK_ID, min_length=1)
+    # Keep the downlink subscribers' sessions when the bridge stops: only for a task that comes back with the same
+    # BRIDGE_TASK_ID (its client IDs). Else a stopped task ends them, so the broker does not queue the shared
+    # subscription's downlinks for a session nobody resumes.
+    keep_downlink_sessions: bool = Field(False, alias=EnvVar.KEEP_DOWNLINK_SESSIONS)
     host: str = Field(DEFAULT_HTTP_HOST, alias=EnvVar.HTTP_HOST, min_length=1)
     port: Port = Field(DEFAULT_HTTP_PORT, alias=EnvVar.HTTP_PORT)
     config_file: str | None = Field(None, alias=EnvVar.CONFIG_FILE)
     registration_function: str | None = Field(None, alias=EnvVar.REGISTRATION_FUNCTION)
+    # CreateThing's 15/s is per account: tasks registering in-process share it (the Lambda paces it alone).
+    registration_rate_per_sec: float = Field(
+        CREATE_THING_PER_SEC, gt=0, le=CREATE_THING_PER_SEC, alias=EnvVar.REGISTRATION_RATE_PER_SEC
+    )
     drain_deadline_secs: Seconds = Field(DEFAULT_DRAIN_DEADLINE_SECS, alias=EnvVar.DRAIN_DEADLINE_SECS)
     emf_interval_secs: Seconds = Field(DEFAULT_EMF_INTERVAL_SECS, alias=EnvVar.EMF_INTERVAL_SECS)  # 0: no EMF
     log_level: LogLevel = Field(DEFAULT_LOG_LEVEL, alias=EnvVar.LOG_LEVEL)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -34,3 +35,44 @@ def pool_state(client_states: Iterable[ConnectionState]) -> ConnectionState:
     """The state of a pool from its clients' states (DEACTIVATED when it has none)."""
     present = set(client_states)
     return next((state for state in _POOL_PRECEDENCE if state in present), ConnectionState.DEACTIVATED)
+
+
+# Why a client is in a state other than OPENED, when its last attempt says nothing more specific.
+STATE_HINTS: dict[ConnectionState, str] = {
+    ConnectionState.OPENING: "connecting",
+    ConnectionState.AUTHENTICATING: "waiting for the broker to accept the connection",
+    ConnectionState.CLOSED: "the connection dropped",
+    ConnectionState.AUTHENTICATION_FAILED: "the broker refused the client certificate or the credentials",
+    ConnectionState.UNREACHABLE: "the endpoint cannot be reached (DNS name, route, port or firewall)",
+    ConnectionState.DEACTIVATED: "stopped",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ClientReport:
+    """One MQTT client's state and, unless it is OPENED, why."""
+
+    client_id: str
+    state: ConnectionState
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StateReport:
+    """A connection's state on this task, why it is not OPENED, and each client's own report."""
+
+    state: ConnectionState
+    reason: str | None = None
+    clients: tuple[ClientReport, ...] = ()
+
+    @classmethod
+    def of_clients(cls, clients: Iterable[ClientReport]) -> StateReport:
+        """The pool's report: its state by precedence; the reason of the first client in that state."""
+        reports = tuple(clients)
+        state = pool_state(report.state for report in reports)
+        if state is ConnectionState.OPENED:
+            return cls(state, None, reports)
+        first = next((report for report in reports if report.state is state), None)
+        if first is None:
+            return cls(state, STATE_HINTS[state], reports)
+        return cls(state, f"{first.client_id}: {first.reason or STATE_HINTS[state]}", reports)

@@ -59,6 +59,11 @@ class PoolBudget:
         return self.pool_size * self.per_connection_per_sec - self.subscribers * self.inbound_reserved_per_sec
 
     @property
+    def subscriber_slots(self) -> range:
+        """The pool slots that hold the downlink subscription: the highest ``subscribers`` ones."""
+        return range(self.pool_size - self.subscribers, self.pool_size)
+
+    @property
     def inbound_per_sec(self) -> int:
         """Downlinks per second the pool can receive within the budget."""
         return self.subscribers * self.inbound_reserved_per_sec

@@ -24,13 +24,26 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from bridge_domain import pem
 from bridge_domain.budget import PoolBudget, plan_budget
 from bridge_domain.deployment import DeploymentSettings
+from bridge_domain.events import EventKind, EventSettings, event_pattern
 from bridge_domain.exceptions import TopicError
 from bridge_domain.lns import LnsSettings, ThingParkLns
 from bridge_domain.models import DocumentModel
 from bridge_domain.naming import CLIENT_ID_PREFIX_RE, RESOURCE_SUFFIX_RE, ResourceNames
-from bridge_domain.quotas import MAX_KEEP_ALIVE_SECS, MIN_KEEP_ALIVE_SECS, PUBLISHES_PER_SEC_PER_CONNECTION
+from bridge_domain.quotas import (
+    DEFAULT_PERSISTENT_SESSION_EXPIRY_SECS,
+    MAX_KEEP_ALIVE_SECS,
+    MAX_PERSISTENT_SESSION_EXPIRY_SECS,
+    MIN_KEEP_ALIVE_SECS,
+    PUBLISHES_PER_SEC_PER_CONNECTION,
+)
 from bridge_domain.secrets import SecretInput, SecretsManagerRef
-from bridge_domain.topics import DOWNLINK_TOPIC_FIELDS, FEEDBACK_STATUSES, UPLINK_TOPIC_FIELDS, TopicPattern
+from bridge_domain.topics import (
+    BASIC_INGEST_PREFIX,
+    DOWNLINK_TOPIC_FIELDS,
+    FEEDBACK_STATUSES,
+    UPLINK_TOPIC_FIELDS,
+    TopicPattern,
+)
 
 CONNECTOR_ID = "actility-aws-iot"
 MAX_POOL_SIZE = 10  # the seed's pool: at most 10 MQTT clients
@@ -38,6 +51,7 @@ MAX_PER_CLIENT_RATE_PER_SEC = PUBLISHES_PER_SEC_PER_CONNECTION  # AWS IoT discar
 MAX_DOWNLINK_RATE_PER_SEC = 100  # the seed's downlink limit
 # uplinkTimeValidity: up to a day. Longer than the buffer ever holds uplinks at any configured rate.
 MAX_UPLINK_TIME_VALIDITY_SECS = 86_400
+DEFAULT_BASIC_INGEST_RULE = "iot_bridge_uplinks"
 SSL_PORT = 8883
 WSS_PORT = 443
 
@@ -69,7 +83,10 @@ class ConnectionConfiguration(DocumentModel):
     description: str = Field(default="", max_length=512, description="Free text.")
     uplink_topic_pattern: str = Field(
         default="tpx/things/{DevEUI}/uplink",
-        description="Topic each uplink is published on; placeholders: " + ", ".join(sorted(UPLINK_TOPIC_FIELDS)),
+        description="Topic each uplink is published on; placeholders: "
+        + ", ".join(sorted(UPLINK_TOPIC_FIELDS))
+        + "; ThingPark keywords: {DevEUI_uplink.CustomerData.name|'none'} (a path into the LNS document, "
+        "[n] for array elements, '|' for fallbacks, a quoted constant last).",
     )
     downlink_topic_pattern: str = Field(
         default="tpx/things/{DevEUI}/downlink",
@@ -116,6 +133,16 @@ class ConnectionConfiguration(DocumentModel):
         description="thingpark: the document as ThingPark sends it; flat: without the DevEUI_uplink root; "
         "decoded: only the decoded payload.",
     )
+    uplink_delivery: Literal["topic", "basicIngest"] = Field(
+        default="topic",
+        description="topic: publish each uplink on its topic (subscribers and rules see it); basicIngest: publish "
+        "to $aws/rules/<basicIngestRule>/<topic>, straight to that IoT rule (no messaging charge, no subscriber).",
+    )
+    basic_ingest_rule: str = Field(
+        default=DEFAULT_BASIC_INGEST_RULE,
+        pattern=r"^[A-Za-z0-9_]{1,128}$",
+        description="The IoT rule uplinks go to with uplinkDelivery basicIngest; the deployment creates it.",
+    )
     pool_size: int = Field(default=MAX_POOL_SIZE, ge=1, le=MAX_POOL_SIZE, description="MQTT clients per bridge task.")
     uplink_rate_per_sec: int = Field(default=1000, ge=1, le=MAX_POOL_SIZE * MAX_PER_CLIENT_RATE_PER_SEC)
     per_client_rate_per_sec: int = Field(default=MAX_PER_CLIENT_RATE_PER_SEC, ge=1, le=MAX_PER_CLIENT_RATE_PER_SEC)
@@ -147,6 +174,14 @@ class ConnectionConfiguration(DocumentModel):
         le=MAX_KEEP_ALIVE_SECS,
         description="MQTT keepalive (AWS IoT accepts 30-1200).",
     )
+    downlink_session_expiry_secs: int = Field(
+        default=DEFAULT_PERSISTENT_SESSION_EXPIRY_SECS,
+        ge=0,
+        le=MAX_PERSISTENT_SESSION_EXPIRY_SECS,
+        description="How long the broker keeps the downlink subscribers' sessions (and the QoS 1 downlinks "
+        "published meanwhile) after they disconnect; 0: clean sessions. AWS IoT holds it to the account's persistent "
+        "session expiry period (1 hour by default, at most 7 days).",
+    )
     client_id_prefix: str = Field(default="iot-bridge", pattern=CLIENT_ID_PREFIX_RE.pattern)
     shared_subscription_group: str = Field(default="iot-bridge", pattern=r"^[A-Za-z0-9_-]{1,128}$")
     register_things: bool = Field(default=True, description="Create a thing for the first uplink of each DevEUI.")
@@ -158,12 +193,16 @@ class ConnectionConfiguration(DocumentModel):
     resource_name_suffix: str = Field(
         default="", pattern=RESOURCE_SUFFIX_RE.pattern, description="Appended to the enebular resource names."
     )
+    events: EventSettings = Field(
+        default_factory=EventSettings,
+        description="Device events beyond uplinks (joins, status, locations, logs): which are published, and where.",
+    )
 
     @field_validator("uplink_topic_pattern")
     @classmethod
     def _check_uplink_pattern(cls, value: str) -> str:
         try:
-            TopicPattern.parse(value, allowed=UPLINK_TOPIC_FIELDS)
+            TopicPattern.parse(value, allowed=UPLINK_TOPIC_FIELDS, keywords=True)
         except TopicError as exc:
             raise ValueError(str(exc)) from exc
         return value
@@ -268,16 +307,51 @@ class ConnectionConfiguration(DocumentModel):
             and not pem.key_matches_certificate(key.get_secret_value(), cert.get_secret_value())
         ):
             add("privateKey", "private key does not belong to the certificate", None)
+        if self.uplink_delivery == "basicIngest" and self.uplink_topic_pattern.startswith("$"):
+            add(
+                "uplinkTopicPattern",
+                "with uplinkDelivery basicIngest the pattern is the topic after $aws/rules/<basicIngestRule>/ and "
+                "cannot start with '$'",
+                self.uplink_topic_pattern,
+            )
         uplink = self.uplink_pattern
         sample = uplink.render(dict.fromkeys(uplink.names, "0000000000000000"))
-        if self.downlink_pattern.parse_topic(sample) is not None:
+        if self.uplink_delivery == "topic" and self.downlink_pattern.parse_topic(sample) is not None:
             add("downlinkTopicPattern", "uplink topics would match the downlink filter (a publish loop)", None)
+        issues.extend(self._event_issues())
         return issues
+
+    def _event_issues(self) -> list[InitErrorDetails]:
+        """An explicit event pattern must be valid; a derived one that is not only switches events off (a warning)."""
+        loc = ("events", "topicPattern")
+        try:
+            pattern = event_pattern(self.events, self.uplink_topic_pattern)
+        except TopicError as exc:
+            return [] if self.events.topic_pattern is None else [_issue(loc, str(exc), None)]
+        for kind in EventKind:
+            if self.downlink_pattern.parse_topic(pattern.render({"DevEUI": "0" * 16, "Event": kind.value})):
+                return [_issue(loc, f"{kind.value} events would match the downlink filter (a publish loop)", None)]
+        return []
 
     # --- derived values, computed in one place -----------------------------------------------------------------
     @cached_property
     def uplink_pattern(self) -> TopicPattern:
-        return TopicPattern.parse(self.uplink_topic_pattern, allowed=UPLINK_TOPIC_FIELDS)
+        return TopicPattern.parse(self.uplink_topic_pattern, allowed=UPLINK_TOPIC_FIELDS, keywords=True)
+
+    @property
+    def uplink_topic_prefix(self) -> str:
+        """What goes before each rendered uplink topic: the Basic Ingest prefix, or nothing."""
+        if self.uplink_delivery == "basicIngest":
+            return f"{BASIC_INGEST_PREFIX}{self.basic_ingest_rule}/"
+        return ""
+
+    @cached_property
+    def event_pattern(self) -> TopicPattern | None:
+        """Topic pattern of the device events (``{DevEUI}``, ``{Event}``); None when none can be derived."""
+        try:
+            return event_pattern(self.events, self.uplink_topic_pattern)
+        except TopicError:
+            return None
 
     @cached_property
     def downlink_pattern(self) -> TopicPattern:
@@ -331,6 +405,11 @@ class ConnectionConfiguration(DocumentModel):
         thingpark = self.lns_of_kind("thingpark")
         if isinstance(thingpark, ThingParkLns) and thingpark.as_key is None:
             found.append("configuration.lns: ThingPark has no asKey, so ThingPark uplink tokens are not verified")
+        if self.event_pattern is None:
+            found.append(
+                "configuration.events: no event topic can be derived from uplinkTopicPattern under AWS IoT's topic "
+                "rules, so no event is published; set events.topicPattern"
+            )
         found.extend(self.budget.warnings())
         return found
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -24,6 +25,39 @@ LOG_RETENTION_DAYS = frozenset(
 )
 MAX_INGRESS_CIDRS = 50  # a security group holds 60 inbound rules; leave room for the ones CDK adds
 MAX_TASKS = 10
+
+
+EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+MAX_ALARM_WINDOW_MINS = 1440  # CloudWatch evaluates at most a day of one-minute periods
+
+
+class AlarmSettings(DocumentModel):
+    """The alarms on the bridge's metrics and where they are sent; thresholds apply to the deployed connection."""
+
+    email: str | None = Field(
+        default=None,
+        pattern=EMAIL_RE,
+        max_length=254,
+        description="Address subscribed to the alarm topic (AWS sends a confirmation mail first).",
+    )
+    low_uplinks_per_min: int = Field(
+        default=1,
+        ge=0,
+        description="Low-rate alarm: fewer accepted uplinks per minute than this, over the whole window "
+        "(0 turns it off).",
+    )
+    low_uplinks_window_mins: int = Field(
+        default=30, ge=1, le=MAX_ALARM_WINDOW_MINS, description="How long the uplink rate stays low before alarming."
+    )
+    buffer_pressure_percent: int = Field(
+        default=50,
+        ge=1,
+        le=100,
+        description="Quota pressure: a task's uplink buffer fuller than this share of its size for 5 minutes.",
+    )
+    dead_letters: int = Field(
+        default=1, ge=1, description="Dead letters of the status callback at or above which the alarm fires."
+    )
 
 
 class DeploymentSettings(DocumentModel):
@@ -45,8 +79,24 @@ class DeploymentSettings(DocumentModel):
         description="IPv4 ranges allowed to reach the load balancer (the network servers' egress addresses).",
     )
     min_tasks: int = Field(default=1, ge=1, le=MAX_TASKS, description="Bridge tasks always running.")
-    max_tasks: int = Field(default=3, ge=1, le=MAX_TASKS, description="Upper bound of CPU autoscaling.")
-    cpu_target_percent: int = Field(default=60, ge=10, le=90, description="Average CPU that autoscaling aims at.")
+    max_tasks: int = Field(
+        default=3,
+        ge=1,
+        le=MAX_TASKS,
+        description="Upper bound of autoscaling; the synth refuses more than the account quotas below allow.",
+    )
+    uplinks_per_task_per_sec: int | None = Field(
+        default=None,
+        ge=1,
+        description="Accepted uplinks per second and task that autoscaling aims at (default: 70 % of the "
+        "connection's uplinkRatePerSec).",
+    )
+    buffer_depth_per_task: int | None = Field(
+        default=None,
+        ge=1,
+        description="Uplinks waiting in a task's buffer that autoscaling aims at (default: one second of "
+        "uplinkRatePerSec); a filling buffer means the task publishes at its rate limit.",
+    )
     account_publishes_per_sec: int = Field(
         default=DEFAULT_ACCOUNT_INBOUND_PUBLISHES_PER_SEC,
         ge=1,
@@ -61,7 +111,14 @@ class DeploymentSettings(DocumentModel):
         "region. The synth refuses maxTasks x poolSize above it: every client of every task may reconnect in the "
         "same second after an outage.",
     )
-    nat_gateways: int = Field(default=1, ge=1, le=2, description="NAT gateways (2 for one per availability zone).")
+    network: Literal["publicSubnets", "natGateway"] = Field(
+        default="publicSubnets",
+        description="Where the tasks run: publicSubnets (a public address each, no inbound rule but the load "
+        "balancer's; no NAT to pay) or natGateway (private subnets behind NAT gateways).",
+    )
+    nat_gateways: int = Field(
+        default=1, ge=1, le=2, description="With network natGateway: 2 for one per availability zone."
+    )
     log_retention_days: int = Field(default=90, description="Retention of every log group the stacks create.")
     destroy_removes_data: bool = Field(
         default=False,
@@ -69,7 +126,11 @@ class DeploymentSettings(DocumentModel):
     )
     lorawan_shadow: bool = Field(
         default=False,
-        description="A topic rule keeps a named shadow 'lorawan' (last seen, RSSI, SNR, FCnt) from each uplink.",
+        description="Topic rules keep a named shadow 'lorawan': last seen, RSSI, SNR, FCnt from each uplink; battery, "
+        "margin and location from status and location events (when those are published).",
+    )
+    alarms: AlarmSettings = Field(
+        default_factory=AlarmSettings, description="CloudWatch alarms and their notification address."
     )
     status_webhook_url: str | None = Field(
         default=None,
@@ -116,6 +177,8 @@ class DeploymentSettings(DocumentModel):
             )
         if self.status_webhook_url is not None and self.status_webhook_secret_arn is None:
             issues.append(_issue("statusWebhookSecretArn", "required with statusWebhookUrl: every call is signed"))
+        if "nat_gateways" in self.model_fields_set and self.network != "natGateway":
+            issues.append(_issue("natGateways", 'only with "network": "natGateway"'))
         if self.min_tasks > self.max_tasks:
             issues.append(_issue("minTasks", f"is larger than maxTasks ({self.max_tasks})"))
         if issues:

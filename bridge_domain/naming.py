@@ -86,6 +86,10 @@ class ResourceNames:
         return f"aws_iot_bridge_lorawan_shadow{self.suffix}"
 
     @property
+    def lorawan_event_shadow_rule(self) -> str:
+        return f"aws_iot_bridge_lorawan_event_shadow{self.suffix}"
+
+    @property
     def status_push_topic(self) -> str:
         return f"enebular_status_push_sns{self.suffix}"
 

@@ -20,6 +20,13 @@ MAX_UNACKED_QOS1_PUBLISHES_PER_CONNECTION: Final = 100
 CONNECTS_PER_SEC_PER_CLIENT_ID: Final = 1
 MIN_KEEP_ALIVE_SECS: Final = 30
 MAX_KEEP_ALIVE_SECS: Final = 1200
+# Persistent sessions (MQTT 5 session expiry with clean start off): AWS keeps a disconnected session's
+# subscriptions and QoS 1 messages for the account's persistent session expiry period, 1 hour by default,
+# adjustable up to 7 days; a longer session expiry asked in CONNECT is held to that period. Stored messages are
+# delivered at up to 10 per second when the session resumes.
+DEFAULT_PERSISTENT_SESSION_EXPIRY_SECS: Final = 3600
+MAX_PERSISTENT_SESSION_EXPIRY_SECS: Final = 7 * 24 * 3600
+STORED_MESSAGES_PER_SEC_ON_RESUME: Final = 10
 
 # --- Data plane, per account and region (defaults; regional and adjustable) ---
 # A deployment states the figures it plans against (``accountPublishesPerSec``, ``accountConnectsPerSec`` in its

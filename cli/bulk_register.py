@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import boto3
 from botocore.config import Config
 from tqdm import tqdm
 
@@ -33,6 +32,7 @@ from bridge_domain.registration import (
     RegistrationSettings,
     register_things,
 )
+from cli.aws import MissingAwsSetupError, aws_session
 
 CREATE_THING_QUOTA_PER_SEC = CREATE_THING_PER_SEC
 _DEV_EUI_HEADERS = frozenset({"deveui", "dev_eui", "dev-eui"})
@@ -132,7 +132,11 @@ def main(argv: Sequence[str] | None = None, *, iot_client: Any = None) -> int:
         thing_type=arguments.thing_type, principal_arn=arguments.principal_arn, max_calls_per_sec=arguments.rate_per_sec
     )
     if iot_client is None:
-        session = boto3.session.Session(profile_name=arguments.profile, region_name=arguments.region)
+        try:
+            session = aws_session(arguments.profile, arguments.region)
+        except MissingAwsSetupError as exc:
+            print(exc, file=sys.stderr)
+            return 2
         iot_client = session.client("iot", config=Config(retries=dict(CLIENT_RETRIES)))
     with tqdm(total=len(rows), unit="DevEUI", file=sys.stderr) as bar:
         results = bulk_register(

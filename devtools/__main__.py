@@ -61,6 +61,9 @@ def parse_args(argv: Sequence[str] | None = None) -> RunOptions:
     parser.add_argument("--summary-every", type=_positive(float), default=2.0, help="seconds between summary lines")
     parser.add_argument("--state-dir", type=Path, default=Path(".state"), help="dev CA, ports, store (default .state)")
     parser.add_argument("--summary-json", type=Path, default=None, help="write the final totals here as JSON")
+    parser.add_argument(
+        "--tasks", type=_positive(int), default=1, help="bridge tasks behind a local load balancer (default 1)"
+    )
     args = parser.parse_args(argv)
     return RunOptions(
         rate_per_sec=args.rate,
@@ -71,6 +74,7 @@ def parse_args(argv: Sequence[str] | None = None) -> RunOptions:
         summary_every_secs=args.summary_every,
         state_dir=args.state_dir,
         summary_json=args.summary_json,
+        tasks=int(args.tasks),
     )
 
 

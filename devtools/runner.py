@@ -1,11 +1,13 @@
 """``make run``: mosquitto, moto, the bridge and a simulated LNS on this machine, wired like a deployment.
 
 Order of start: dev PKI (generated once) → mosquitto behind the AWS IoT Core stand-in (``devtools.iotcore``, which
-discards and refuses what IoT Core would, and counts it for the summary) → moto (the control plane: thing type
-and the bridge certificate registered, as the CDK deploy would) → the simulated LNS's downlink API → the bridge
-(``python -m bridge_container`` as a child process, its store in the state directory) → the local connection,
-created or replaced through the Connections API → a subscriber counting what reaches mosquitto → the simulated
-LNS sending uplinks. Stop is the reverse order; the bridge gets SIGTERM and drains its buffer.
+discards and refuses what IoT Core would, and counts it for the summary) → moto (the control plane: thing type,
+the bridge certificate and the status topic, as the CDK deploy would) → the simulated LNS's downlink API → the
+bridge (``python -m bridge_container`` as child processes, one per task, their store in the state directory; with
+several tasks, a round-robin load balancer in front) → the local connection, created or replaced through the
+Connections API → a subscriber counting what reaches mosquitto → the status rule (``devtools.status_rule``) → the
+simulated LNS sending uplinks. ``endpoints.json`` in the state directory tells ``python -m cli selftest --local``
+where everything is. Stop is the reverse order; each task gets SIGTERM and drains its buffer.
 """
 
 from __future__ import annotations
@@ -30,8 +32,11 @@ import httpx
 
 from bridge_domain.connection import CONNECTOR_ID
 from bridge_domain.lns import LnsKind
+from bridge_domain.naming import ResourceNames
+from bridge_domain.quotas import CREATE_THING_PER_SEC
 from bridge_domain.topics import TopicPattern
 from devtools.aws import FAKE_CREDENTIALS, LocalAws
+from devtools.balancer import RoundRobinBalancer
 from devtools.broker import BrokerPorts, LocalBroker, find_mosquitto
 from devtools.http_load import HttpLoad
 from devtools.local_lns import LocalLns
@@ -45,7 +50,8 @@ from devtools.simulator import (
     build_fleet,
     thingpark_sent_report,
 )
-from devtools.summary import AwsFigures, Snapshot, final_report, parse_metrics, summary_line
+from devtools.status_rule import LocalStatusRule
+from devtools.summary import AwsFigures, BridgeFigures, Snapshot, combine, final_report, parse_metrics, summary_line
 from devtools.watcher import BrokerWatcher
 
 logger = logging.getLogger(__name__)
@@ -56,6 +62,8 @@ CONNECTION_NAME: Final = "make-run"
 UPLINK_PATTERN: Final = "tpx/things/{DevEUI}/uplink"
 DOWNLINK_PATTERN: Final = "tpx/things/{DevEUI}/downlink"
 TTS_APPLICATION_ID: Final = "local-app"
+THINGPARK_AS_ID: Final = "make-run-as"
+ENDPOINTS_FILE: Final = "endpoints.json"  # read by python -m cli selftest --local
 PREFERRED_HTTP_PORT: Final = 8080
 BRIDGE_START_TIMEOUT_SECS: Final = 30.0
 OPENED_TIMEOUT_SECS: Final = 20.0
@@ -84,6 +92,7 @@ class RunOptions:
     summary_every_secs: float = 2.0
     state_dir: Path = Path(".state")
     summary_json: Path | None = None
+    tasks: int = 1  # bridge processes behind the local load balancer
 
 
 # --- the state directory ---------------------------------------------------------------------------------------
@@ -169,6 +178,12 @@ def prepare_aws(endpoint_url: str, bridge_cert: CertPair) -> str:
     return str(registered["certificateArn"])
 
 
+def create_status_topic(endpoint_url: str) -> str:
+    """The status topic the deployment's status rules publish to (``enebular_status_push_sns``). Its ARN."""
+    sns = boto3.client("sns", endpoint_url=endpoint_url, region_name=REGION)
+    return str(sns.create_topic(Name=ResourceNames().status_push_topic)["TopicArn"])
+
+
 def count_things(endpoint_url: str) -> int:
     iot = boto3.client("iot", endpoint_url=endpoint_url, region_name=REGION)
     pages = iot.get_paginator("list_things").paginate(thingTypeName=DEVICE_TYPE)
@@ -196,7 +211,7 @@ def local_connection(
             "lns": [
                 {
                     "kind": "thingpark",
-                    "asId": "make-run-as",
+                    "asId": THINGPARK_AS_ID,
                     "asKey": local.as_key,
                     "downlinkUrl": f"{lns_url}{THINGPARK_DOWNLINK_PATH}",
                 },
@@ -269,7 +284,10 @@ class BridgeProcess:
         return self.returncode
 
 
-def bridge_environment(aws: LocalAws, store_dir: Path, local: LocalSecrets, port: int) -> dict[str, str]:
+def bridge_environment(
+    aws: LocalAws, store_dir: Path, local: LocalSecrets, port: int, task: int = 1, tasks: int = 1
+) -> dict[str, str]:
+    """Task ``task`` of ``tasks``: its own task id (so its client IDs are its own); the store and quotas shared."""
     environment = {
         key: value
         for key, value in os.environ.items()
@@ -285,9 +303,14 @@ def bridge_environment(aws: LocalAws, store_dir: Path, local: LocalSecrets, port
             "BRIDGE_ADMIN_TOKEN": local.admin_token,
             "BRIDGE_HTTP_HOST": LOOPBACK,
             "BRIDGE_HTTP_PORT": str(port),
-            "BRIDGE_TASK_ID": "local",
+            "BRIDGE_TASK_ID": "local" if tasks == 1 else f"local{task}",
         }
     )
+    if tasks > 1:
+        # CreateThing's 15/s is the account's: tasks registering in-process share it.
+        environment["BRIDGE_REGISTRATION_RATE_PER_SEC"] = f"{CREATE_THING_PER_SEC / tasks:g}"
+        # a connection created through one task starts on the others within a second
+        environment["BRIDGE_CONNECTIONS_SYNC_SECS"] = "1"
     return environment
 
 
@@ -325,15 +348,27 @@ class RunParts:
 
     broker: LocalBroker
     aws: LocalAws
-    bridge: BridgeProcess
+    bridges: list[BridgeProcess]  # one per task
     watcher: BrokerWatcher
     simulator: LnsSimulator
     lns: LocalLns  # the simulated LNSs' downlink APIs
+    url: str  # where the LNSs post: the only task, or the load balancer in front of the tasks
     started_at: float = field(default_factory=time.monotonic)
+
+    def exited(self) -> BridgeProcess | None:
+        """A task that stopped on its own, if any."""
+        return next((bridge for bridge in self.bridges if bridge.returncode is not None), None)
+
+
+async def task_figures(parts: RunParts, client: httpx.AsyncClient) -> list[BridgeFigures]:
+    """Each task's /metrics, in task order."""
+    answers = await asyncio.gather(*(client.get(f"{bridge.url}/metrics") for bridge in parts.bridges))
+    return [parse_metrics(answer.text) for answer in answers]
 
 
 async def snapshot(parts: RunParts, client: httpx.AsyncClient, things: int) -> Snapshot:
-    figures = parse_metrics((await client.get(f"{parts.bridge.url}/metrics")).text)
+    by_task = await task_figures(parts, client)
+    figures = combine(by_task)
     stats, watched = parts.simulator.stats, parts.watcher.stats
     stand_in = parts.broker.stand_in
     aws = AwsFigures.from_report(await asyncio.to_thread(stand_in.report)) if stand_in else AwsFigures()
@@ -350,27 +385,61 @@ async def snapshot(parts: RunParts, client: httpx.AsyncClient, things: int) -> S
         downlinks_at_lns=len(parts.lns.requests),
         feedback=dict(watched.feedback),
         aws=aws,
+        accepted_by_task=[task.accepted for task in by_task],
+        downlinks_sent_by_task=[task.downlinks_sent for task in by_task],
     )
+
+
+def write_endpoints(state_dir: Path, parts: RunParts, connection_id: str, status_topic_arn: str) -> None:
+    """What ``python -m cli selftest --local`` needs (no secret: those stay in lns-secrets.json)."""
+    broker = parts.broker
+    endpoints = {
+        "ingressUrl": f"{parts.url}/connections/{connection_id}",
+        "iotHost": broker.host,
+        "iotWssPort": broker.ports.wss,
+        "caFile": str(broker.ca_file.resolve()),
+        "awsEndpointUrl": parts.aws.endpoint_url,
+        "region": REGION,
+        "uplinkTopicPattern": UPLINK_PATTERN,
+        "downlinkTopicPattern": DOWNLINK_PATTERN,
+        "statusTopicArn": status_topic_arn,
+        "asId": THINGPARK_AS_ID,
+        "ttsApplicationId": TTS_APPLICATION_ID,
+        "tasks": [bridge.url for bridge in parts.bridges],
+    }
+    (state_dir / ENDPOINTS_FILE).write_text(json.dumps(endpoints, indent=2) + "\n")
 
 
 def print_banner(out: TextIO, options: RunOptions, parts: RunParts, connection_id: str, state: str, fleet: str) -> None:
     broker, state_dir = parts.broker, options.state_dir.resolve()
+    logs = ", ".join(str(bridge.log_path.resolve()) for bridge in parts.bridges)
+    if len(parts.bridges) == 1:
+        bridge_line = f"  bridge: {parts.url}  (/healthz /metrics /docs /connections)"
+    else:
+        tasks = "  ".join(bridge.url for bridge in parts.bridges)
+        bridge_line = (
+            f"  bridge: {len(parts.bridges)} tasks behind the load balancer {parts.url} (round-robin per "
+            f"connection); each task: {tasks}"
+        )
     lines = [
-        f"aws-iot-bridge local run (state in {state_dir}; bridge log {state_dir / 'bridge.log'})",
+        f"aws-iot-bridge local run (state in {state_dir}; bridge log {logs})",
         f"  AWS IoT Core stand-in (enforces IoT Core's rules) in front of mosquitto: mTLS {broker.host}:"
         f"{broker.ports.tls}  WSS {broker.host}:{broker.ports.wss}  violations "
         f"http://{broker.host}:{broker.ports.control}/violations",
         f"  mosquitto's own listeners, held to no rule: plain (observer) {broker.host}:{broker.ports.plain}  "
         f"mTLS {broker.host}:{broker.ports.tls_unenforced}",
         f"  moto, standing in for the AWS control plane: {parts.aws.endpoint_url}",
-        f"  bridge: {parts.bridge.url}  (/healthz /metrics /docs /connections)",
+        bridge_line,
+        f"  console: {parts.url}/console  (log in with the admin token in {state_dir / 'admin-token'})",
         f"  connection {connection_id}: {state}; {fleet} at {options.rate_per_sec:g} uplinks/s",
         "",
         "Watch the uplinks arrive (on the observer port: a whole fleet's uplinks are more than one AWS connection "
         "may receive):",
         f"  mosquitto_sub -h {broker.host} -p {broker.ports.plain} -t 'tpx/things/+/uplink' -v",
         "Use the Connections API:",
-        f'  curl -s -H "Authorization: Bearer $(cat {state_dir / "admin-token"})" {parts.bridge.url}/connections',
+        f'  curl -s -H "Authorization: Bearer $(cat {state_dir / "admin-token"})" {parts.url}/connections',
+        "Prove it end to end (uplink, IoT Core, thing, downlink, status) from another terminal:",
+        f"  .venv/bin/python -m cli selftest --local {state_dir}",
         "",
         "Ctrl-C stops everything." if options.duration_secs is None else f"Stops after {options.duration_secs:g}s.",
     ]
@@ -398,6 +467,31 @@ async def _every(period_secs: float, stop: asyncio.Event) -> AsyncIterator[None]
             yield
 
 
+async def _start_bridges(
+    stack: contextlib.AsyncExitStack,
+    options: RunOptions,
+    ports: LocalPorts,
+    aws: LocalAws,
+    local: LocalSecrets,
+    client: httpx.AsyncClient,
+) -> tuple[list[BridgeProcess], str]:
+    """One task on the HTTP port, or ``options.tasks`` tasks behind the load balancer on it; and the URL to use."""
+    state_dir, tasks = options.state_dir, options.tasks
+    bridges = []
+    for task in range(1, tasks + 1):
+        port = ports.http if tasks == 1 else free_port()
+        log_path = state_dir / ("bridge.log" if tasks == 1 else f"bridge-{task}.log")
+        environment = bridge_environment(aws, state_dir / "store", local, port, task, tasks)
+        bridges.append(BridgeProcess(environment, port, log_path))
+    for bridge in bridges:
+        stack.push_async_callback(bridge.stop)
+    await asyncio.gather(*(bridge.start(client) for bridge in bridges))
+    if tasks == 1:
+        return bridges, bridges[0].url
+    balancer = await stack.enter_async_context(RoundRobinBalancer(ports.http, [bridge.port for bridge in bridges]))
+    return bridges, balancer.url
+
+
 async def run(options: RunOptions, out: TextIO = sys.stdout) -> int:
     """Start everything, run until Ctrl-C or the duration, stop everything; the process exit code."""
     find_mosquitto()  # fail before anything starts when it is missing
@@ -406,7 +500,7 @@ async def run(options: RunOptions, out: TextIO = sys.stdout) -> int:
     ports = LocalPorts.load(state_dir / "ports.json")
     local = LocalSecrets.load(state_dir)
     pki = DevPki(state_dir / "pki")
-    bridge_cert, watch_cert = pki.client("bridge"), pki.client("watcher")
+    bridge_cert, watch_cert, rules_cert = pki.client("bridge"), pki.client("watcher"), pki.client("rules")
     stop = asyncio.Event()
     fleet = build_fleet(options.devices, options.mix)
     async with contextlib.AsyncExitStack() as stack:
@@ -421,18 +515,16 @@ async def run(options: RunOptions, out: TextIO = sys.stdout) -> int:
         aws = stack.enter_context(LocalAws(ports.moto))
         os.environ.update(FAKE_CREDENTIALS)  # this process's own boto3 calls go to moto too
         certificate_arn = await asyncio.to_thread(prepare_aws, aws.endpoint_url, bridge_cert)
+        status_topic_arn = await asyncio.to_thread(create_status_topic, aws.endpoint_url)
         lns = stack.enter_context(LocalLns())  # the simulated LNSs' downlink APIs
         client = await stack.enter_async_context(
             httpx.AsyncClient(headers={"Authorization": f"Bearer {local.admin_token}"}, timeout=10.0)
         )
-        bridge = BridgeProcess(
-            bridge_environment(aws, state_dir / "store", local, ports.http), ports.http, state_dir / "bridge.log"
-        )
-        stack.push_async_callback(bridge.stop)
-        await bridge.start(client)
+        bridges, url = await _start_bridges(stack, options, ports, aws, local, client)
         body = local_connection(broker, bridge_cert, certificate_arn, local, lns.url)
-        connection_id = await ensure_connection(client, bridge.url, body)
-        state = await wait_opened(client, bridge.url, connection_id)
+        connection_id = await ensure_connection(client, bridges[0].url, body)
+        states = await asyncio.gather(*(wait_opened(client, bridge.url, connection_id) for bridge in bridges))
+        state = "/".join(sorted(set(states)))
         watcher = BrokerWatcher(
             broker,
             watch_cert,
@@ -441,15 +533,19 @@ async def run(options: RunOptions, out: TextIO = sys.stdout) -> int:
         )
         stack.push_async_callback(watcher.stop)
         await watcher.start()
+        status_rule = LocalStatusRule(broker, rules_cert, aws.endpoint_url, REGION, status_topic_arn)
+        stack.push_async_callback(status_rule.stop)
+        await status_rule.start()
         ingress = f"/connections/{connection_id}/uplinks"
         endpoints: dict[LnsKind, LnsEndpoint] = {
-            "thingpark": LnsEndpoint("thingpark", f"{ingress}/thingpark", local.as_key, as_id="make-run-as"),
+            "thingpark": LnsEndpoint("thingpark", f"{ingress}/thingpark", local.as_key, as_id=THINGPARK_AS_ID),
             "chirpstack": LnsEndpoint("chirpstack", f"{ingress}/chirpstack", local.chirpstack_token),
             "tts": LnsEndpoint("tts", f"{ingress}/tts", local.tts_token, application_id=TTS_APPLICATION_ID),
         }
-        load = await stack.enter_async_context(HttpLoad(LOOPBACK, bridge.port, LNS_CONNECTIONS))
+        load = await stack.enter_async_context(HttpLoad(LOOPBACK, ports.http, LNS_CONNECTIONS))
         simulator = LnsSimulator(fleet, endpoints, SimulatorSettings(options.rate_per_sec), load)
-        parts = RunParts(broker, aws, bridge, watcher, simulator, lns)
+        parts = RunParts(broker, aws, bridges, watcher, simulator, lns, url)
+        write_endpoints(state_dir, parts, connection_id, status_topic_arn)
         kinds = {kind: sum(1 for device in fleet if device.lns == kind) for kind in ("thingpark", "chirpstack", "tts")}
         fleet_text = f"{len(fleet)} devices (" + ", ".join(f"{n} {k}" for k, n in kinds.items() if n) + ")"
         print_banner(out, options, parts, connection_id, state, fleet_text)
@@ -496,8 +592,9 @@ async def _run_loops(
             out.write(summary_line(current, previous) + "\n")
             out.flush()
             previous = current
-            if parts.bridge.returncode is not None:
-                out.write(f"the bridge exited with {parts.bridge.returncode}; see {parts.bridge.log_path}\n")
+            exited = parts.exited()
+            if exited is not None:
+                out.write(f"the bridge exited with {exited.returncode}; see {exited.log_path}\n")
                 stop.set()
 
     async def deadline() -> None:
@@ -518,7 +615,7 @@ async def _run_loops(
     out.flush()
     if options.summary_json is not None:
         options.summary_json.write_text(json.dumps(last.to_json(), indent=2) + "\n")
-    if parts.bridge.returncode is not None:
+    if parts.exited() is not None:
         return 1
     if options.duration_secs is not None and last.at_broker == 0:
         out.write("nothing reached mosquitto: see the bridge log\n")

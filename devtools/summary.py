@@ -28,6 +28,7 @@ class BridgeFigures:
     buffer_depth: float = 0.0
     pool_states: dict[str, str] = field(default_factory=dict)  # connection → state
     client_states: dict[str, int] = field(default_factory=dict)  # state → clients
+    client_ids: list[str] = field(default_factory=list)  # the MQTT clients the metrics name
 
 
 def _enum_states(samples: list[Any], family: str, key: str) -> dict[str, str]:
@@ -75,7 +76,34 @@ def parse_metrics(text: str) -> BridgeFigures:
             case "bridge_mqtt_client_state":
                 states = _enum_states(samples, CLIENT_STATE_FAMILY, "client_id")
                 figures.client_states = dict(Counter(states.values()))
+                figures.client_ids = sorted(states)
     return figures
+
+
+def _add(into: dict[str, float], more: dict[str, float]) -> dict[str, float]:
+    return {key: into.get(key, 0.0) + more.get(key, 0.0) for key in into.keys() | more.keys()}
+
+
+def combine(tasks: list[BridgeFigures]) -> BridgeFigures:
+    """The figures of several bridge tasks as one; pool states keyed ``task<n>/<connection>`` when several."""
+    if len(tasks) == 1:
+        return tasks[0]
+    total = BridgeFigures()
+    for number, figures in enumerate(tasks, start=1):
+        total.accepted += figures.accepted
+        total.published += figures.published
+        total.dropped = _add(total.dropped, figures.dropped)
+        total.rejected = _add(total.rejected, figures.rejected)
+        total.registrations = _add(total.registrations, figures.registrations)
+        total.downlinks_received += figures.downlinks_received
+        total.downlinks_sent += figures.downlinks_sent
+        total.downlinks_failed += figures.downlinks_failed
+        total.buffer_depth += figures.buffer_depth
+        total.pool_states.update({f"task{number}/{key}": state for key, state in figures.pool_states.items()})
+        for state, count in figures.client_states.items():
+            total.client_states[state] = total.client_states.get(state, 0) + count
+        total.client_ids.extend(figures.client_ids)
+    return total
 
 
 @dataclass(slots=True)
@@ -120,6 +148,8 @@ class Snapshot:
     downlinks_at_lns: int
     feedback: dict[str, int]
     aws: AwsFigures = field(default_factory=AwsFigures)
+    accepted_by_task: list[float] = field(default_factory=list)  # with several bridge tasks
+    downlinks_sent_by_task: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         document = asdict(self)
@@ -154,6 +184,14 @@ def summary_line(now: Snapshot, before: Snapshot) -> str:
 def final_report(last: Snapshot) -> str:
     """The closing lines: totals of the whole run."""
     statuses = ", ".join(f"{status}: {count}" for status, count in sorted(last.lns_statuses.items())) or "none"
+    per_task = []
+    if len(last.accepted_by_task) > 1:
+        per_task.append(
+            "per task: uplinks accepted "
+            + " / ".join(f"{count:.0f}" for count in last.accepted_by_task)
+            + ", downlinks sent "
+            + " / ".join(f"{count:.0f}" for count in last.downlinks_sent_by_task)
+        )
     return "\n".join(
         [
             f"uplinks: {last.lns_sent} sent by the simulated LNSs ({statuses}), "
@@ -167,5 +205,6 @@ def final_report(last: Snapshot) -> str:
             f"AWS IoT Core would have discarded or refused (local stand-in): {last.aws.text()}; "
             f"busiest rolling second: {last.aws.max_1s_per_connection} publishes on one connection, "
             f"{last.aws.max_1s_aggregate} on all",
+            *per_task,
         ]
     )

@@ -49,10 +49,12 @@ def build_stacks(app: App, deployment: BridgeDeployment, *, nag: bool = True) ->
         "Service",
         stack_name=names.stack_name("Service"),
         env=environment,
-        description=f"aws-iot-bridge '{name}': the bridge on ECS Fargate behind a load balancer",
+        description=f"aws-iot-bridge '{name}': the bridge on ECS Fargate behind a load balancer, its alarms",
         deployment=deployment,
         identity=iot.identity,
-        registration_function=iot.registry.registration.function,
+        registration=iot.registry.registration,
+        status_callback=iot.status.callback,
+        status_dead_letters=iot.status.dead_letters,
         connections_table=data.connections_table,
     )
     Tags.of(app).add("project", PROJECT_TAG)

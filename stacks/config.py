@@ -150,7 +150,7 @@ def lorawan_shadow_problem(configuration: ConnectionConfiguration) -> str | None
     """Why a rule cannot keep the LoRaWAN shadow from this connection's uplinks, or None when it can."""
     if configuration.uplink_document == "decoded":
         return "needs uplinkDocument thingpark or flat: decoded documents carry no radio metadata"
-    if configuration.uplink_topic_pattern.startswith("$"):
+    if configuration.uplink_topic_pattern.startswith("$") or configuration.uplink_delivery == "basicIngest":
         return "a rule cannot subscribe to Basic Ingest ($aws/rules/...) uplink topics"
     if "{DevEUI}" not in configuration.uplink_topic_pattern.split("/"):
         return "{DevEUI} must fill a whole level of uplinkTopicPattern to name the thing"

@@ -10,9 +10,11 @@ import re
 from dataclasses import dataclass
 
 from bridge_domain.connection import ConnectionConfiguration
+from bridge_domain.events import EVENT_FIELD, EventKind
 from bridge_domain.topics import FEEDBACK_STATUSES, shared_subscription
 
-_PLACEHOLDER_RE = re.compile(r"\{[A-Za-z][A-Za-z0-9_]*\}")
+# A placeholder or a keyword expression (``{DevEUI_uplink.CustomerData.name|DevEUI}``): one level's value at most.
+_PLACEHOLDER_RE = re.compile(r"\{[^{}]*\}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,14 +26,21 @@ class IotGrant:
 
 
 def topic_resource(pattern: str) -> str:
-    """A topic pattern as a policy resource: each ``{Placeholder}`` becomes ``*`` (values never contain ``/``)."""
+    """A topic pattern as a policy resource: each ``{...}`` becomes ``*`` (values never contain ``/``)."""
     return "topic/" + _PLACEHOLDER_RE.sub("*", pattern)
 
 
 def bridge_grants(configuration: ConnectionConfiguration) -> tuple[IotGrant, ...]:
-    """Connect with the client-ID prefix, publish uplinks and feedback, subscribe to and receive downlinks."""
+    """Connect with the client-ID prefix, publish uplinks, enabled events and feedback, take downlinks."""
     connect = IotGrant("iot:Connect", (f"client/{configuration.client_id_prefix}-*",))
-    publish = [topic_resource(configuration.uplink_topic_pattern)]
+    publish = [topic_resource(configuration.uplink_topic_prefix + configuration.uplink_topic_pattern)]
+    events = configuration.event_pattern
+    if events is not None:
+        publish.extend(
+            topic_resource(events.pattern.replace(f"{{{EVENT_FIELD}}}", kind.value))
+            for kind in EventKind
+            if configuration.events.enabled(kind)
+        )
     if not configuration.downlink_enabled:
         return (connect, IotGrant("iot:Publish", tuple(publish)))
     downlink = configuration.downlink_pattern

@@ -13,10 +13,12 @@ from stacks.constructs.bridge_identity import BridgeIdentity
 from stacks.constructs.device_registry import DeviceRegistry
 from stacks.constructs.log_retention import retention_days
 from stacks.constructs.status_plumbing import StatusPlumbing
+from stacks.constructs.uplink_ingest import UplinkIngestRule
 
 
 class IotStack(Stack):
-    """Thing type, the bridge's policy and certificate, enebular status plumbing, registration and teardown."""
+    """Thing type, the bridge's policy and certificate, enebular status plumbing, registration and teardown, and
+    the Basic Ingest rule when uplinks are delivered through it."""
 
     def __init__(
         self,
@@ -55,5 +57,16 @@ class IotStack(Stack):
             value=self.status.push_role.role_arn,
             description="enebular's 'IAM Role ARN' (the role AWS IoT rules use to publish status to SNS)",
         )
+        self.uplink_ingest: UplinkIngestRule | None = None
+        if configuration.uplink_delivery == "basicIngest":
+            self.uplink_ingest = UplinkIngestRule(
+                self, "UplinkIngest", configuration=configuration, log_retention=retention
+            )
+            CfnOutput(
+                self,
+                "UplinkQueueUrl",
+                value=self.uplink_ingest.queue.queue_url,
+                description="Queue of the Basic Ingest rule: every uplink, as published",
+            )
         if self.identity.certificate_arn is not None:
             CfnOutput(self, "BridgeCertificateArn", value=self.identity.certificate_arn)

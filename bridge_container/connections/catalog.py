@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from bridge_container.connections.accounts import AccountResolver
 from bridge_container.connections.documents import fill_masked, retain_certificate, revealed_document
 from bridge_container.connections.exceptions import (
@@ -24,9 +26,9 @@ from bridge_container.connections.exceptions import (
 )
 from bridge_container.connections.host import ConnectionHost
 from bridge_container.connections.store import ConnectionStore, StoredConnection
-from bridge_container.exceptions import UnknownConnectionError
+from bridge_container.exceptions import BridgeError, UnknownConnectionError
 from bridge_container.settings import DEFAULT_SYNC_INTERVAL_SECS
-from bridge_container.states import ConnectionState
+from bridge_container.states import ConnectionState, StateReport
 from bridge_container.tasks import spawn
 from bridge_domain.connection import CONNECTOR_ID, Connection
 from bridge_domain.exceptions import ConfigError, FieldIssue, SecretReferenceError
@@ -36,6 +38,20 @@ from bridge_domain.secrets import SecretFetcher
 logger = logging.getLogger(__name__)
 
 DOCUMENT_PATH = "(document)"
+# Errors whose message says what is wrong (and holds no secret); any other failure is named by its type only.
+_EXPLAINED: tuple[type[Exception], ...] = (ValueError, BridgeError, ConfigError)
+
+
+def start_problem(exc: Exception) -> str:
+    """What an operator reads about a connection that could not start (in the API's state reason and the log)."""
+    if isinstance(exc, ValidationError):  # its message would repeat the input values
+        return "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        )
+    if isinstance(exc, _EXPLAINED):
+        return str(exc)
+    return f"{type(exc).__name__} (the bridge's log has the details)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +121,7 @@ class ConnectionCatalog:
         # One change at a time in this process, so runtimes see changes in the order the store took them.
         self._lock = asyncio.Lock()
         self._applied: dict[str, int] = {}  # connection id → version running here
+        self._problems: dict[str, str] = {}  # connection id → why it could not start here
         self._sync_task: asyncio.Task[None] | None = None
 
     # --- requests ----------------------------------------------------------------------------------------------
@@ -143,13 +160,18 @@ class ConnectionCatalog:
         return await self.store.list()
 
     def state_of(self, connection_id: str) -> ConnectionState:
-        """The live state here; CLOSED when this task does not run the connection (yet)."""
+        return self.report_of(connection_id).state
+
+    def report_of(self, connection_id: str) -> StateReport:
+        """The live state here and why it is not OPENED; CLOSED when this task does not run the connection."""
         if connection_id not in self._applied:
-            return ConnectionState.CLOSED
+            problem = self._problems.get(connection_id)
+            reason = f"cannot start: {problem}" if problem else "not started on this bridge task yet"
+            return StateReport(ConnectionState.CLOSED, reason)
         try:
-            return self.runtimes.connection_state(connection_id)
+            return self.runtimes.connection_report(connection_id)
         except (KeyError, UnknownConnectionError):
-            return ConnectionState.CLOSED
+            return StateReport(ConnectionState.CLOSED, "not running on this bridge task")
 
     # --- applying to the runtimes ------------------------------------------------------------------------------
     async def _resolved(self, connection: Connection) -> Connection:
@@ -172,12 +194,19 @@ class ConnectionCatalog:
                 await self.runtimes.replace_connection(connection_id, live)
             else:
                 await self.runtimes.add_connection(connection_id, live)
-        except Exception:
-            logger.exception("connection %s (version %d) could not be started", connection_id, record.version)
+        except Exception as exc:
+            problem = start_problem(exc)
+            self._problems[connection_id] = problem
+            if isinstance(exc, _EXPLAINED):
+                logger.error("connection %s (version %d) cannot start: %s", connection_id, record.version, problem)
+            else:
+                logger.exception("connection %s (version %d) could not be started", connection_id, record.version)
             return
+        self._problems.pop(connection_id, None)
         self._applied[connection_id] = record.version
 
     async def _stop(self, connection_id: str) -> None:
+        self._problems.pop(connection_id, None)
         if self._applied.pop(connection_id, None) is None:
             return
         try:
@@ -198,6 +227,7 @@ class ConnectionCatalog:
                 try:
                     live = await self._resolved(record.connection)
                 except ConnectionsError as exc:
+                    self._problems[record.connection_id] = str(exc)
                     logger.error("connection %s cannot start: %s", record.connection_id, exc)
                     continue
                 await self._apply(record, live)

@@ -45,6 +45,7 @@ class ConnectionsApi:
 
     catalog: ConnectionCatalog
     router: APIRouter
+    auth: AdminAuth | None = None  # the admin check, shared with the console's login
 
     async def start(self) -> None:
         """Start every stored connection, then follow the store."""
@@ -72,4 +73,4 @@ def build_connections_api(
         settings=CatalogSettings(sync_interval_secs=settings.sync_interval_secs),
     )
     auth = AdminAuth(token_source(settings, secretsmanager))
-    return ConnectionsApi(catalog=catalog, router=build_router(catalog, auth))
+    return ConnectionsApi(catalog=catalog, router=build_router(catalog, auth), auth=auth)

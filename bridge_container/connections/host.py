@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from bridge_container.states import ConnectionState
+from bridge_container.states import StateReport
 from bridge_domain.connection import Connection
 
 
@@ -21,4 +21,6 @@ class ConnectionHost(Protocol):
         """Drain, then stop."""
         ...
 
-    def connection_state(self, connection_id: str) -> ConnectionState: ...
+    def connection_report(self, connection_id: str) -> StateReport:
+        """The connection's state here and why it is not OPENED; raises KeyError if it does not run here."""
+        ...

@@ -144,7 +144,7 @@ def build_router(catalog: ConnectionCatalog, auth: AdminAuth) -> APIRouter:
     )
 
     def view(record: Any) -> ConnectionView:
-        return ConnectionView.of(record, catalog.state_of(record.connection_id))
+        return ConnectionView.of(record, catalog.report_of(record.connection_id))
 
     @router.post(
         "",

@@ -11,7 +11,7 @@ from pydantic.alias_generators import to_camel
 
 from bridge_container.connections.documents import public_view
 from bridge_container.connections.store import StoredConnection
-from bridge_container.states import ConnectionState
+from bridge_container.states import ConnectionState, StateReport
 from bridge_domain.connection import Connection
 from bridge_domain.exceptions import FieldIssue
 
@@ -20,10 +20,23 @@ class _Body(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, serialize_by_alias=True)
 
 
+class ClientStatus(_Body):
+    """One MQTT client of the connection's pool on the bridge task that answered."""
+
+    client_id: str
+    state: ConnectionState
+    reason: str | None = Field(description="Why it is not OPENED: its last connection error; null when OPENED.")
+
+
 class ConnectionStatus(_Body):
     """Where the connection goes and how it stands on the bridge task that answered."""
 
     state: ConnectionState = Field(description="Live state of the connection's MQTT pool on this bridge task.")
+    reason: str | None = Field(
+        description="Why the state is not OPENED (e.g. 'cannot start: the connection has no endpoint: ...', or a "
+        "client's last connection error); null when OPENED."
+    )
+    clients: list[ClientStatus] = Field(description="Each MQTT client of the pool on this task.")
     endpoint: str | None = Field(
         description="Broker host: the override, else <accountPrefix>.iot.<region>.amazonaws.com."
     )
@@ -50,7 +63,7 @@ class ConnectionView(_Body):
     updated_at: dt.datetime
 
     @classmethod
-    def of(cls, record: StoredConnection, state: ConnectionState) -> ConnectionView:
+    def of(cls, record: StoredConnection, report: StateReport) -> ConnectionView:
         connection = record.connection
         configuration = connection.configuration
         document = public_view(connection)
@@ -60,7 +73,12 @@ class ConnectionView(_Body):
             name=connection.name,
             configuration=document["configuration"],
             status=ConnectionStatus(
-                state=state,
+                state=report.state,
+                reason=report.reason,
+                clients=[
+                    ClientStatus(client_id=client.client_id, state=client.state, reason=client.reason)
+                    for client in report.clients
+                ],
                 endpoint=configuration.endpoint,
                 port=configuration.port,
                 protocol=configuration.protocol,

@@ -1,8 +1,12 @@
-"""ThingPark correlation IDs: 16 hex digits that ThingPark echoes in its downlink Sent and Rejected reports.
+"""The network servers' ids of downlinks, translated back to the caller's correlation id in their reports.
 
-A caller's correlation id of that shape is sent as it is, so reports can be matched by any bridge task. Any other
+ThingPark: a CorrelationID is 16 hex digits that ThingPark echoes in its downlink Sent and Rejected reports. A
+caller's correlation id of that shape is sent as it is, so reports can be matched by any bridge task. Any other
 id is replaced by a random one for ThingPark, remembered (bounded, in this task's memory) to translate reports
 back; a report reaching another task then carries ThingPark's id only.
+
+ChirpStack: the queue-item id it gives each enqueued downlink (and echoes in its txack, ack and log events) is
+remembered the same way, with the same bound; a report reaching another task carries no correlation id.
 """
 
 from __future__ import annotations
@@ -31,6 +35,16 @@ class CorrelationIds:
         while len(self._callers) > self._capacity:
             self._callers.popitem(last=False)
         return thingpark_id
+
+    def remember(self, reference: str, correlation_id: str) -> None:
+        """Remember that the network server calls the downlink with ``correlation_id`` ``reference``."""
+        self._callers[reference] = correlation_id
+        while len(self._callers) > self._capacity:
+            self._callers.popitem(last=False)
+
+    def lookup(self, reference: str) -> str | None:
+        """The caller's correlation id of the downlink the network server calls ``reference``; None if unknown."""
+        return self._callers.get(reference)
 
     def resolve(self, thingpark_id: str) -> str | None:
         """The caller's correlation id for a CorrelationID from a ThingPark report (the id itself if unknown)."""

@@ -2,7 +2,9 @@
 
 Up to ``max_in_flight`` calls run at once (a network server answers in tens of milliseconds, so 100/s needs
 several in flight); the rate limiter inside the sender paces them. Downlinks for one device go out one after the
-other in arrival order, because a device's queue at the network server is ordered.
+other in arrival order, because a device's queue at the network server is ordered. A downlink whose validity
+ended while it waited is not sent: it ends as ``expired``. Every accepted downlink ends exactly once, and its
+``on_done`` says whether the network server took it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from enum import Enum
 from types import TracebackType
 
 from bridge_container.downlink.documents import DownlinkRequest
@@ -32,6 +35,23 @@ class DispatchSettings:
     backlog_size: int = 1_000  # accepted downlinks not yet answered by the network server (queued + in flight)
     max_in_flight: int = 32
     drain_deadline_secs: float = 5.0
+    leave_unsent_on_stop: bool = False  # not sent at stop: no feedback, ended LEFT (the broker delivers it again)
+
+
+class Ending(Enum):
+    """How an accepted downlink ended."""
+
+    SENT = "sent"  # the network server accepted it
+    ENDED = "ended"  # failed or expired, with its feedback
+    LEFT = "left"  # not sent when the bridge stopped, without feedback: the broker is to deliver it again
+
+
+Done = Callable[[Ending], None]
+"""Called once when a downlink ends."""
+
+
+def _ignore(_ending: Ending) -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +59,8 @@ class _Job:
     request: DownlinkRequest
     adapter: LnsAdapter
     received_at: float
+    expires_at: float | None  # monotonic; None: valid until sent
+    on_done: Done
 
 
 class _DeviceOrder:
@@ -94,23 +116,54 @@ class DownlinkDispatcher:
         self._calls: set[asyncio.Task[None]] = set()
         self._runner: asyncio.Task[None] | None = None
         self._accepting = False
+        self._left = 0  # not sent at stop, left unacknowledged for the broker
 
-    def submit(self, request: DownlinkRequest, received_at: float) -> bool:
+    def submit(
+        self,
+        request: DownlinkRequest,
+        received_at: float,
+        *,
+        expires_at: float | None = None,
+        on_done: Done = _ignore,
+    ) -> bool:
         """Accept ``request`` for delivery; False (and failed feedback) when it cannot be accepted."""
         if not self._accepting:
-            self.fail(request, FailureReason.SHUTDOWN, "the bridge is stopping")
+            on_done(self._stopped(request, "the bridge is stopping"))
             return False
         try:
             adapter = self._router.select(request.lns)
         except DownlinkError as exc:
             self.fail(request, exc.reason, str(exc))
+            on_done(Ending.ENDED)
             return False
         if self._pending >= self._settings.backlog_size:
             self.fail(request, FailureReason.QUEUE_FULL, f"{self._pending} downlinks already wait for the rate limit")
+            on_done(Ending.ENDED)
             return False
         self._set_pending(self._pending + 1)
-        self._queue.put_nowait(_Job(request, adapter, received_at))
+        self._queue.put_nowait(_Job(request, adapter, received_at, expires_at, on_done))
         return True
+
+    def _stopped(self, request: DownlinkRequest, detail: str, *, lns: str | None = None) -> Ending:
+        """A downlink the stopping bridge will not send: failed with ``shutdown``, or left for the broker."""
+        if self._settings.leave_unsent_on_stop:
+            self._left += 1
+            return Ending.LEFT
+        self.fail(request, FailureReason.SHUTDOWN, detail, lns=lns)
+        return Ending.ENDED
+
+    def expire(self, request: DownlinkRequest, detail: str, *, lns: str | None = None) -> None:
+        """Count a downlink whose validity ended before it was sent and publish its expired feedback."""
+        self._metrics.expired()
+        self._feedback.emit(
+            Feedback(
+                dev_eui=request.dev_eui,
+                status=FeedbackStatus.EXPIRED,
+                correlation_id=request.correlation_id,
+                detail=detail,
+                lns=lns,
+            )
+        )
 
     def fail(
         self,
@@ -156,20 +209,25 @@ class DownlinkDispatcher:
 
     async def _deliver(self, job: _Job) -> None:
         request, lns = job.request, job.adapter.kind
+        ending = Ending.ENDED
         try:
-            call = job.adapter.prepare(request)
             async with self._device_order.hold(request.dev_eui):
-                receipt = await self._sender.send(call)
+                late_secs = None if job.expires_at is None else self._clock() - job.expires_at
+                if late_secs is not None and late_secs >= 0:
+                    self.expire(request, f"its validity ended {late_secs:.1f} s before its turn came", lns=lns)
+                    return
+                receipt = await self._sender.send(job.adapter.prepare(request))
         except LnsError as exc:
             logger.debug("downlink to %s for %s failed: %s", lns, request.dev_eui, exc)
             self.fail(request, exc.reason, str(exc), lns=lns, attempts=exc.attempts)
         except asyncio.CancelledError:
-            self.fail(request, FailureReason.SHUTDOWN, "the bridge stopped before the network server answered", lns=lns)
+            ending = self._stopped(request, "the bridge stopped before the network server answered", lns=lns)
             raise
         except Exception as exc:
             logger.exception("downlink to %s for %s failed unexpectedly", lns, request.dev_eui)
             self.fail(request, FailureReason.INTERNAL, type(exc).__name__, lns=lns)
         else:
+            ending = Ending.SENT
             self._metrics.sent(lns, self._clock() - job.received_at, receipt.attempts)
             self._feedback.emit(
                 Feedback(
@@ -183,6 +241,7 @@ class DownlinkDispatcher:
         finally:
             self._in_flight.release()
             self._set_pending(self._pending - 1)
+            job.on_done(ending)
 
     async def __aenter__(self) -> DownlinkDispatcher:
         self._accepting = True
@@ -206,5 +265,8 @@ class DownlinkDispatcher:
         await asyncio.gather(*calls, return_exceptions=True)
         while not self._queue.empty():
             job = self._queue.get_nowait()
-            self.fail(job.request, FailureReason.SHUTDOWN, "the bridge stopped before sending it", lns=job.adapter.kind)
+            ending = self._stopped(job.request, "the bridge stopped before sending it", lns=job.adapter.kind)
             self._set_pending(self._pending - 1)
+            job.on_done(ending)
+        if self._left:
+            logger.info("%d downlink(s) not sent before the stop are left for the broker to deliver again", self._left)

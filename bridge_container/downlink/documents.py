@@ -5,10 +5,13 @@ The bridge's form::
     {"payload_hex": "01ff", "FPort": 2, "confirmed": true, "correlationId": "order-17"}
     {"payload": "Af8=", ...}                      # base64 instead of hex
     {"payload_hex": "01", "lns": "chirpstack"}    # pick one of the connection's network servers
+    {"payload_hex": "01", "validUntil": "2026-12-02T20:00:00Z"}      # not sent after that time
+    {"payload_hex": "01", "queueItemId": "0b6f…-…"}  # ChirpStack's queue-item id (a UUID): sent once
 
 ThingPark's form (as IoT Flow documents it; AS_ID, AS_KEY and Time are ignored, the connection's own win)::
 
-    {"DevEUI_downlink": {"DevEUI": "...", "FPort": 2, "payload_hex": "01ff", "Confirmed": "1", "CorrelationID": "..."}}
+    {"DevEUI_downlink": {"DevEUI": "...", "FPort": 2, "payload_hex": "01ff", "Confirmed": "1", "CorrelationID": "...",
+                         "ValidityTime": "2026-12-02T20:00:00.000+00:00"}}
 
 The DevEUI always comes from the topic; one inside a ThingPark document must agree with it.
 """
@@ -17,7 +20,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -49,6 +54,18 @@ class DownlinkRequest:
     confirmed: bool = False
     correlation_id: str | None = None
     lns: LnsKind | None = None  # None: the connection's first network server
+    valid_until: datetime | None = None  # not sent after (ThingPark ValidityTime, the bridge form's validUntil)
+    queue_item_id: str | None = None  # ChirpStack's queue-item id, given by the application
+    thingpark_correlation_id: str | None = None  # the CorrelationID of a ThingPark-form document
+
+    @property
+    def identity(self) -> str | None:
+        """What names this downlink across deliveries: its ThingPark CorrelationID or ChirpStack queue-item id."""
+        if self.thingpark_correlation_id is not None:
+            return f"thingpark:{self.thingpark_correlation_id}"
+        if self.queue_item_id is not None:
+            return f"chirpstack:{self.queue_item_id}"
+        return None
 
 
 class _BridgeDocument(BaseModel):
@@ -65,11 +82,15 @@ class _BridgeDocument(BaseModel):
         alias="correlationId",
     )
     lns: LnsKind | None = None
+    valid_until: datetime | None = Field(default=None, alias="validUntil")
+    queue_item_id: uuid.UUID | None = Field(default=None, alias="queueItemId")
 
     @model_validator(mode="after")
     def _one_payload(self) -> _BridgeDocument:
         if (self.payload_hex is None) == (self.payload is None):
             raise ValueError("give exactly one of payload_hex (hexadecimal) and payload (base64)")
+        if self.valid_until is not None and self.valid_until.utcoffset() is None:
+            raise ValueError("validUntil needs a UTC offset (Z or +hh:mm)")
         return self
 
     def payload_bytes(self) -> bytes:
@@ -93,6 +114,7 @@ class _ThingParkDocument(BaseModel):
     correlation_id: str | None = Field(
         default=None, min_length=1, max_length=MAX_CORRELATION_ID_CHARS, alias="CorrelationID"
     )
+    validity_time: datetime | None = Field(default=None, alias="ValidityTime")
 
     @model_validator(mode="after")
     def _hex_payload(self) -> _ThingParkDocument:
@@ -100,6 +122,8 @@ class _ThingParkDocument(BaseModel):
             raise ValueError("a decoded 'payload' needs a ThingPark device driver; send payload_hex instead")
         if self.payload_hex is None:
             raise ValueError("payload_hex is required")
+        if self.validity_time is not None and self.validity_time.utcoffset() is None:
+            raise ValueError("ValidityTime needs a UTC offset (Z or +hh:mm)")
         return self
 
 
@@ -133,6 +157,8 @@ def parse_downlink(topic: str, body: bytes, *, pattern: TopicPattern, default_po
         confirmed=bridge.confirmed,
         correlation_id=bridge.correlation_id,
         lns=bridge.lns,
+        valid_until=bridge.valid_until,
+        queue_item_id=None if bridge.queue_item_id is None else str(bridge.queue_item_id),
     )
 
 
@@ -148,6 +174,8 @@ def _from_thingpark(document: dict[str, Any], dev_eui: str, default_port: int) -
         payload=_checked_size(bytes.fromhex(thingpark.payload_hex or "")),
         confirmed=thingpark.confirmed,
         correlation_id=thingpark.correlation_id,
+        valid_until=thingpark.validity_time,
+        thingpark_correlation_id=thingpark.correlation_id,
     )
 
 

@@ -29,6 +29,18 @@ class DownlinkMetricFamilies:
         self.failed = Counter(
             "bridge_downlinks_failed", "Downlinks that failed, by reason.", ["connection", "reason"], registry=registry
         )
+        self.duplicates = Counter(
+            "bridge_downlinks_duplicate",
+            "Downlinks not sent again: the same message id, CorrelationID or queue-item id was already taken.",
+            ["connection"],
+            registry=registry,
+        )
+        self.expired = Counter(
+            "bridge_downlinks_expired",
+            "Downlinks not sent because their validity ended first.",
+            ["connection"],
+            registry=registry,
+        )
         self.retries = Counter(
             "bridge_downlink_retries",
             "Requests to a network server repeated after a 5xx or timeout.",
@@ -94,6 +106,12 @@ class DownlinkMetrics:
         self.families.failed.labels(self.connection_id, reason.value).inc()
         if attempts > 1:
             self.families.retries.labels(self.connection_id).inc(attempts - 1)
+
+    def duplicate(self) -> None:
+        self.families.duplicates.labels(self.connection_id).inc()
+
+    def expired(self) -> None:
+        self.families.expired.labels(self.connection_id).inc()
 
     def set_queue_depth(self, depth: int) -> None:
         self.families.queue_depth.labels(self.connection_id).set(depth)

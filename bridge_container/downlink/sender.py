@@ -88,6 +88,8 @@ class LnsCall:
     lns: LnsKind
     build: Callable[[httpx.AsyncClient], httpx.Request]
     reference: str | None = None  # the id the network server echoes in its reports (ThingPark's CorrelationID)
+    # Or read from the network server's answer (ChirpStack's queue-item id), when the server chooses the id.
+    read_reference: Callable[[httpx.Response], str | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +132,8 @@ class LnsSender:
                 last_problem, last_status = f"connection failed ({type(exc).__name__})", None
             else:
                 if response.is_success:
-                    return LnsReceipt(call.lns, response.status_code, attempt, call.reference)
+                    reference = call.reference if call.read_reference is None else call.read_reference(response)
+                    return LnsReceipt(call.lns, response.status_code, attempt, reference)
                 last_problem, last_status = _describe(response), response.status_code
                 if not response.is_server_error:
                     raise LnsRejectedError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import math
 import re
 from typing import Any, Final
 
@@ -28,8 +29,13 @@ MAX_FPORT: Final = 255
 # so that int() never sees a string long enough to be costly or refused.
 _MAX_INTEGER_DIGITS: Final = 10
 _MAX_TIMESTAMP_CHARS: Final = 64
+# LoRaWAN DevStatusAns: the margin is a 6-bit signed integer (dB).
+MIN_MARGIN_DB: Final = -32
+MAX_MARGIN_DB: Final = 31
+MAX_TEXT_CHARS: Final = 1024  # an event's free texts (log descriptions, names)
 _HEX_DIGITS: Final = re.compile(r"[0-9A-Fa-f]*")
 _DEV_ADDR_HEX_DIGITS: Final = 8
+_MARGIN_TEXT: Final = re.compile(r"-?[0-9]{1,2}")
 
 
 def dev_eui(value: object, field: str) -> str:
@@ -151,3 +157,47 @@ def first_object(value: object) -> dict[str, Any]:
 def optional_float(value: object) -> float | None:
     """Radio metadata (RSSI, SNR): a number, or None for anything else (it is informative, never refused)."""
     return float(value) if type(value) is float or type(value) is int else None  # not bool, a subclass of int
+
+
+def json_object(value: object, name: str) -> dict[str, Any]:
+    """A JSON object."""
+    if isinstance(value, dict):
+        return value
+    raise InvalidFieldError(name, "must be an object")
+
+
+def finite_number(value: object, name: str, limit: float | None = None) -> float | None:
+    """A finite number (not a boolean), within ±``limit``; None when absent."""
+    if value is None:
+        return None
+    if (type(value) is int or type(value) is float) and math.isfinite(value):
+        if limit is None or -limit <= value <= limit:
+            return float(value)
+        raise InvalidFieldError(name, f"must be between -{limit:g} and {limit:g}")
+    raise InvalidFieldError(name, "must be a number")
+
+
+def link_margin(value: object, name: str) -> int:
+    """LoRaWAN DevStatusAns margin: a 6-bit signed integer in dB (ThingPark sends it as a string)."""
+    if type(value) is str and _MARGIN_TEXT.fullmatch(value) is not None:
+        value = int(value)
+    if type(value) is int and MIN_MARGIN_DB <= value <= MAX_MARGIN_DB:
+        return value
+    raise InvalidFieldError(name, f"must be an integer between {MIN_MARGIN_DB} and {MAX_MARGIN_DB} (dB)")
+
+
+def flag(value: object, name: str) -> bool:
+    """A boolean; absent is false (protobuf's JSON mapping leaves false out)."""
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    raise InvalidFieldError(name, "must be true or false")
+
+
+def bounded_text(value: object, name: str) -> str | None:
+    """A string of at most ``MAX_TEXT_CHARS`` characters; None when absent."""
+    text = optional_str(value, name)
+    if text is not None and len(text) > MAX_TEXT_CHARS:
+        raise InvalidFieldError(name, f"is longer than {MAX_TEXT_CHARS} characters")
+    return text

@@ -25,7 +25,8 @@ from typing import Any, Final, Protocol
 import orjson
 
 from bridge_container.exceptions import PoolClosedError
-from bridge_container.ingress import batch, chirpstack, thingpark, tts
+from bridge_container.ingress import batch, chirpstack, events, thingpark, tts
+from bridge_container.ingress.events import DeviceEvent, DownlinkReport
 from bridge_container.ingress.exceptions import (
     BadUplinkError,
     IngressError,
@@ -40,9 +41,11 @@ from bridge_container.metrics import UplinkMetrics
 from bridge_container.mqtt.port import UserProperties
 from bridge_container.registration import Registrar
 from bridge_domain.connection import ConnectionConfiguration
+from bridge_domain.events import EVENT_FIELD, EventKind
 from bridge_domain.lns import ChirpStackLns, ThingParkLns, TtsLns
 from bridge_domain.quotas import MAX_PAYLOAD_BYTES
 from bridge_domain.secrets import reveal
+from bridge_domain.topics import DEV_EUI_FIELD
 
 LNS_KINDS: Final = ("thingpark", "chirpstack", "tts", "batch")
 # One document is published as at most AWS IoT's 128 KiB payload; the LNS's own envelope around it (radio metadata
@@ -63,6 +66,9 @@ ACKNOWLEDGED: Final = b'{"accepted":0}'
 ReportHandler = Callable[[str, dict[str, Any]], Awaitable[bool]]
 """Takes ThingPark downlink reports (``DevEUI_downlink_Sent`` / ``DevEUI_downlink_Rejected``) and their body;
 False when it is not running (the report is then counted as ignored)."""
+
+LifecycleHandler = Callable[[DownlinkReport], Awaitable[bool]]
+"""Takes ChirpStack's and TTS's reports on a downlink (checked at the door); False when downlinks are not running."""
 
 
 class UplinkSink(Protocol):
@@ -162,6 +168,7 @@ class UplinkIngress:
         registrar: Registrar,
         reports: ReportHandler | None,
         *,
+        lifecycle: LifecycleHandler | None = None,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         max_replay_entries: int = MAX_REPLAY_ENTRIES,
     ) -> None:
@@ -169,8 +176,13 @@ class UplinkIngress:
         self._sink = sink
         self._registrar = registrar
         self._reports = reports
+        self._lifecycle = lifecycle
+        self._events = config.events
+        self._event_pattern = config.event_pattern
         self._now = now
-        self._renderer = UplinkRenderer(config.uplink_pattern, config.uplink_document)
+        self._renderer = UplinkRenderer(
+            config.uplink_pattern, config.uplink_document, prefix=config.uplink_topic_prefix
+        )
         self._rate_per_sec = config.uplink_rate_per_sec
         self._ack_published = config.delivery_ack == "published"
         thingpark_settings = config.lns_of_kind("thingpark")
@@ -189,11 +201,17 @@ class UplinkIngress:
         self._tts_token = (
             (reveal(tts_settings.ingress_token) or "").encode() if isinstance(tts_settings, TtsLns) else None
         )
+        self._tts_device_id_prefix = tts_settings.device_id_prefix if isinstance(tts_settings, TtsLns) else ""
         batch_token = reveal(config.batch_ingress_token)
         self._batch_token = batch_token.encode() if batch_token else None
         self._metrics = metrics
         self._accepted = {kind: metrics.accepted.labels(connection_id, kind) for kind in LNS_KINDS}
         self.draining = False
+
+    def use_sink(self, sink: UplinkSink) -> UplinkSink:
+        """Send accepted uplinks to ``sink`` from now on; the previous sink (the console's capture wraps the pool)."""
+        previous, self._sink = self._sink, sink
+        return previous
 
     # --- entry point -----------------------------------------------------------------------------------------
     async def handle(
@@ -207,9 +225,11 @@ class UplinkIngress:
                 answer = self._thingpark_request(body, query)
                 result = answer if isinstance(answer, IngressResult) else await self._thingpark_report(*answer)
             elif lns == "chirpstack":
-                result = self._chirpstack_request(body, query, authorization)
+                carried = self._chirpstack_request(body, query, authorization)
+                result = carried if isinstance(carried, IngressResult) else await self._downlink_report(carried)
             elif lns == "tts":
-                result = self._tts_request(body, authorization)
+                carried = self._tts_request(body, authorization)
+                result = carried if isinstance(carried, IngressResult) else await self._downlink_report(carried)
             elif lns == "batch":
                 result = self._batch_request(body, authorization)
             else:
@@ -217,6 +237,8 @@ class UplinkIngress:
             return result if result.pending is None else await self._published(lns, result)
         except IngressError as exc:
             self._metrics.rejected.labels(self.connection_id, lns, exc.reason).inc()
+            if isinstance(exc, UnauthorizedError):
+                self._metrics.unauthorized.labels(self.connection_id, lns).inc()
             return refusal(exc)
         except PoolClosedError:
             self._metrics.rejected.labels(self.connection_id, lns, "stopping").inc()
@@ -266,6 +288,16 @@ class UplinkIngress:
                 if result.pending is not None:
                     return dataclasses.replace(result, replay_token=signed.token)
             return result
+        if root in thingpark.EVENT_ROOTS:
+            inner = thingpark.inner_of(document, root)
+            signed = self._authenticate(root, inner, query)
+            event = events.parse_thingpark(root, document)
+            if event is None:  # a notification type the bridge does not carry (reset); one label, whatever the type
+                return self._thingpark_ignored(root)
+            result = self._publish_event(event)
+            if signed is not None and result.status == HTTPStatus.ACCEPTED:
+                self._remember(signed)
+            return result
         if root in thingpark.REPORT_ROOTS:
             report = thingpark.inner_of(document, root)
             signed = self._authenticate(root, report, query)
@@ -299,7 +331,9 @@ class UplinkIngress:
         if self._replays is not None:
             self._replays.remember(signed.token, signed.expires_at, signed.verified_at)
 
-    def _chirpstack_request(self, body: bytes, query: bytes, authorization: bytes | None) -> IngressResult:
+    def _chirpstack_request(
+        self, body: bytes, query: bytes, authorization: bytes | None
+    ) -> IngressResult | DownlinkReport:
         if self._chirpstack_token is None:
             raise UnauthorizedError("not_configured", "ChirpStack is not configured for this connection")
         if not _header_secret_matches(authorization, self._chirpstack_token):
@@ -308,22 +342,28 @@ class UplinkIngress:
         event = thingpark.query_value(query, b"event") if query else None
         if event is None:
             event = chirpstack.UPLINK_EVENT if isinstance(document, dict) and chirpstack.is_uplink(document) else ""
-        if event != chirpstack.UPLINK_EVENT:
-            self._metrics.ignored.labels(self.connection_id, "chirpstack", event or "unknown").inc()
-            return IngressResult(202, ACKNOWLEDGED)
-        return self._accept(chirpstack.parse_up(document, body), "chirpstack")
+        if event == chirpstack.UPLINK_EVENT:
+            return self._accept(chirpstack.parse_up(document, body), "chirpstack")
+        if event in events.CHIRPSTACK_EVENTS:
+            parsed = events.parse_chirpstack(event, document)
+            return parsed if isinstance(parsed, DownlinkReport) else self._publish_event(parsed)
+        self._metrics.ignored.labels(self.connection_id, "chirpstack", event or "unknown").inc()
+        return IngressResult(202, ACKNOWLEDGED)
 
-    def _tts_request(self, body: bytes, authorization: bytes | None) -> IngressResult:
+    def _tts_request(self, body: bytes, authorization: bytes | None) -> IngressResult | DownlinkReport:
         if self._tts_token is None:
             raise UnauthorizedError("not_configured", "The Things Stack is not configured for this connection")
         if not _header_secret_matches(authorization, self._tts_token):
             raise UnauthorizedError("unauthorized", "the Authorization header does not carry the webhook secret")
         document = _parse_json(body)
         kind = tts.message_kind(document)
-        if kind != tts.UPLINK_KEY:
-            self._metrics.ignored.labels(self.connection_id, "tts", kind).inc()
-            return IngressResult(202, ACKNOWLEDGED)
-        return self._accept(tts.parse_uplink(document, body), "tts")
+        if kind == tts.UPLINK_KEY:
+            return self._accept(tts.parse_uplink(document, body), "tts")
+        if kind in events.TTS_EVENTS or kind in events.TTS_DOWNLINK_STATUSES:
+            parsed = events.parse_tts(kind, document, self._tts_device_id_prefix)
+            return parsed if isinstance(parsed, DownlinkReport) else self._publish_event(parsed)
+        self._metrics.ignored.labels(self.connection_id, "tts", kind).inc()
+        return IngressResult(202, ACKNOWLEDGED)
 
     def _batch_request(self, body: bytes, authorization: bytes | None) -> IngressResult:
         if self._batch_token is None:
@@ -371,6 +411,30 @@ class UplinkIngress:
             observe(dev_eui)
         pending = tuple(waiter for waiter in waiters if waiter is not None) if waiters is not None else None
         return IngressResult(202, b'{"accepted":%d}' % len(items), pending=pending)
+
+    # --- events beyond uplinks ------------------------------------------------------------------------------
+    def _publish_event(self, event: DeviceEvent) -> IngressResult:
+        """Publish a device event on its topic when the connection takes that kind; else count it as ignored."""
+        kind: EventKind = event.kind
+        pattern = self._event_pattern
+        if pattern is None or not self._events.enabled(kind):
+            self._metrics.ignored.labels(self.connection_id, event.lns, kind.value).inc()
+            return IngressResult(202, ACKNOWLEDGED)
+        topic = pattern.render({DEV_EUI_FIELD: event.dev_eui, EVENT_FIELD: kind.value})
+        if not self._sink.submit(topic, event.document(), event.user_properties()):
+            return self._buffer_full(event.lns, 1)
+        self._metrics.events.labels(self.connection_id, event.lns, kind.value).inc()
+        if event.registers:
+            self._registrar.observe(event.dev_eui)
+        return IngressResult(202, ACCEPTED_ONE)
+
+    async def _downlink_report(self, report: DownlinkReport) -> IngressResult:
+        """Hand a downlink's lifecycle report to the downlink service; ignored (counted) when downlinks are off."""
+        lifecycle = self._lifecycle
+        if lifecycle is not None and await lifecycle(report):
+            return IngressResult(202, ACCEPTED_ONE)
+        self._metrics.ignored.labels(self.connection_id, report.lns, f"downlink_{report.status}").inc()
+        return IngressResult(202, ACKNOWLEDGED)
 
     # --- shared ----------------------------------------------------------------------------------------------
     def _accept(self, record: UplinkRecord, lns: str) -> IngressResult:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import orjson
 
-from bridge_container.ingress.exceptions import BadUplinkError, PayloadTooLargeError
+from bridge_container.ingress.exceptions import BadUplinkError, InvalidFieldError, PayloadTooLargeError
 from bridge_container.mqtt.port import UserProperties, UserProperty, new_user_property
 from bridge_domain.exceptions import TopicError
 from bridge_domain.quotas import MAX_PAYLOAD_BYTES
+from bridge_domain.topic_keywords import KeywordValueError
 from bridge_domain.topics import DEV_EUI_FIELD, TopicPattern
 
 # AWS IoT's largest message payload.
@@ -119,18 +121,34 @@ class UplinkRecord:
 
 
 class UplinkRenderer:
-    """Topic and document of a record for one connection; the pattern is parsed once."""
+    """Topic and document of a record for one connection; the pattern is parsed once.
 
-    def __init__(self, pattern: TopicPattern, mode: DocumentMode) -> None:
+    ``prefix`` (Basic Ingest's ``$aws/rules/<rule>/``) goes before every topic; AWS IoT does not count it towards
+    the topic's 256 bytes and 7 slashes, so the pattern's own checks hold without it.
+    """
+
+    def __init__(self, pattern: TopicPattern, mode: DocumentMode, *, prefix: str = "") -> None:
         self.pattern = pattern
         self.mode = mode
-        # The common pattern has only {DevEUI}, already 16 validated hex digits: plain concatenation is safe.
-        self._dev_eui_only = pattern.names == (DEV_EUI_FIELD,)
+        self.prefix = prefix
+        self._head = prefix + pattern.literals[0]
+        self._tail = pattern.literals[-1]
+        # The way to render is chosen once, so an uplink pays for no test of the pattern's kind.
+        self.topic: Callable[[UplinkRecord], str]
+        if pattern.names == (DEV_EUI_FIELD,):
+            self.topic = self._dev_eui_topic
+        elif pattern.has_keywords:
+            self.topic = self._keyword_topic
+        elif prefix:
+            self.topic = self._prefixed_placeholder_topic
+        else:
+            self.topic = self._placeholder_topic
 
-    def topic(self, record: UplinkRecord) -> str:
-        if self._dev_eui_only:
-            literals = self.pattern.literals
-            return literals[0] + record.dev_eui + literals[1]
+    def _dev_eui_topic(self, record: UplinkRecord) -> str:
+        # The common pattern has only {DevEUI}, already 16 validated hex digits: plain concatenation is safe.
+        return self._head + record.dev_eui + self._tail
+
+    def _placeholder_topic(self, record: UplinkRecord) -> str:
         values = {}
         for name in self.pattern.names:
             value = record.topic_value(name)
@@ -139,6 +157,20 @@ class UplinkRenderer:
             values[name] = value
         try:
             return self.pattern.render(values)
+        except TopicError as exc:
+            raise BadUplinkError("topic", str(exc)) from None
+
+    def _prefixed_placeholder_topic(self, record: UplinkRecord) -> str:
+        return self.prefix + self._placeholder_topic(record)
+
+    def _keyword_topic(self, record: UplinkRecord) -> str:
+        """ThingPark keywords: paths into the LNS document, with fallbacks; a refusal names the field to blame."""
+        try:
+            return self.prefix + self.pattern.render_keywords(
+                record.topic_value, record.source, thingpark=record.lns == "thingpark"
+            )
+        except KeywordValueError as exc:
+            raise InvalidFieldError(exc.field, exc.problem, reason="topic") from None
         except TopicError as exc:
             raise BadUplinkError("topic", str(exc)) from None
 

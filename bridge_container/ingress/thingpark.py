@@ -4,7 +4,8 @@ ThingPark signs each message it posts with ``Token = SHA-256 hex of (<body value
 "&Token"> + <AS key>)``, the body values concatenated as they appear in the document, an absent one as nothing:
 
 * ``DevEUI_uplink``: CustomerID, DevEUI, FPort, FCntUp, payload_hex;
-* ``DevEUI_downlink_Sent`` and ``DevEUI_downlink_Rejected``: CustomerID, DevEUI, FPort, FCntDn.
+* ``DevEUI_downlink_Sent`` and ``DevEUI_downlink_Rejected``: CustomerID, DevEUI, FPort, FCntDn;
+* ``DevEUI_notification`` and ``DevEUI_location`` (they carry neither port nor counter): CustomerID, DevEUI.
 
 The AS key is 32 hex digits, used in lower case (the configuration normalises it). ``Time`` (a query parameter,
 covered by the Token) bounds a replay: it must carry a zone and lie within ``maxTimeDriftSecs`` of our clock.
@@ -38,11 +39,16 @@ from bridge_container.ingress.record import UplinkRecord
 UPLINK_ROOT: Final = "DevEUI_uplink"
 SENT_ROOT: Final = "DevEUI_downlink_Sent"
 REJECTED_ROOT: Final = "DevEUI_downlink_Rejected"
+NOTIFICATION_ROOT: Final = "DevEUI_notification"
+LOCATION_ROOT: Final = "DevEUI_location"
 REPORT_ROOTS: Final = frozenset({SENT_ROOT, REJECTED_ROOT})
+EVENT_ROOTS: Final = frozenset({NOTIFICATION_ROOT, LOCATION_ROOT})
 SIGNED_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
     UPLINK_ROOT: ("CustomerID", "DevEUI", "FPort", "FCntUp", "payload_hex"),
     SENT_ROOT: ("CustomerID", "DevEUI", "FPort", "FCntDn"),
     REJECTED_ROOT: ("CustomerID", "DevEUI", "FPort", "FCntDn"),
+    NOTIFICATION_ROOT: ("CustomerID", "DevEUI"),
+    LOCATION_ROOT: ("CustomerID", "DevEUI"),
 }
 _TOKEN_MARKER: Final = b"&Token="
 _TOKEN_HEX_DIGITS: Final = 64

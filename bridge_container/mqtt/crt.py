@@ -11,6 +11,7 @@ calls it only when the guard handed it over.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import random
 from collections.abc import Callable
@@ -36,7 +37,7 @@ from bridge_container.mqtt.port import (
     UserProperties,
     client_settings,
 )
-from bridge_container.states import ConnectionState
+from bridge_container.states import STATE_HINTS, ConnectionState
 from bridge_domain.connection import ConnectionConfiguration
 
 logger = logging.getLogger(__name__)
@@ -126,8 +127,11 @@ class CrtMqttClient:
         *,
         use_native_publish: bool = True,
         connects: ConnectPacer | None = None,
+        end_session_on_stop: bool = True,
     ) -> None:
         self.client_id = settings.client_id
+        self.keeps_session = settings.session_expiry_secs > 0
+        self._end_session_on_stop = end_session_on_stop
         self._connects = connects
         self._settings = settings
         self._callbacks = callbacks
@@ -150,6 +154,14 @@ class CrtMqttClient:
     @property
     def failure_name(self) -> str | None:
         return self._failure_name
+
+    @property
+    def last_error(self) -> str | None:
+        failure = self._last_failure
+        if failure is None:
+            return None
+        state, detail = failure
+        return f"{STATE_HINTS[state]} ({detail}) at {self._settings.endpoint}:{self._settings.port}"
 
     @property
     def uses_native_publish(self) -> bool:
@@ -177,7 +189,12 @@ class CrtMqttClient:
         if client is None or stopped is None:
             self._set_state(ConnectionState.DEACTIVATED)
             return
-        client.stop()
+        if self.keeps_session and self._end_session_on_stop:
+            # Nobody resumes this session (the next task has other client IDs): end it, so that the broker does not
+            # hand it a share of the downlinks to keep until it expires.
+            client.stop(mqtt5.DisconnectPacket(session_expiry_interval_sec=0))
+        else:
+            client.stop()
         try:
             await asyncio.wait_for(stopped.wait(), STOP_TIMEOUT_SECS)
         except TimeoutError:
@@ -262,7 +279,12 @@ class CrtMqttClient:
             "keep_alive_interval_sec": settings.keep_alive_secs,
             "ping_timeout_ms": PING_TIMEOUT_MS,
             "connack_timeout_ms": CONNACK_TIMEOUT_MS,
-            "session_behavior": mqtt5.ClientSessionBehaviorType.CLEAN,
+            # A downlink subscriber resumes its session, also at its first connect (a restarted task with the same
+            # client IDs gets the downlinks published meanwhile); the uplink-only clients start clean.
+            "session_behavior": mqtt5.ClientSessionBehaviorType.REJOIN_ALWAYS
+            if self.keeps_session
+            else mqtt5.ClientSessionBehaviorType.CLEAN,
+            "session_expiry_interval_sec": settings.session_expiry_secs,
             # Our limiter holds the 100 publishes/s and 512 KiB/s per connection; CRT's own throttle would hide
             # a second, unbounded queue behind it.
             "extended_validation_and_flow_control_options": mqtt5.ExtendedValidationAndFlowControlOptions.NONE,
@@ -291,7 +313,7 @@ class CrtMqttClient:
         if settings.sign_websocket:
             if settings.access_key_id and settings.secret_access_key:
                 provider = awscrt.auth.AwsCredentialsProvider.new_static(
-                    settings.access_key_id, settings.secret_access_key
+                    settings.access_key_id, settings.secret_access_key, settings.session_token
                 )
             else:  # the task role inside the customer's own account
                 provider = awscrt.auth.AwsCredentialsProvider.new_default_chain()
@@ -327,10 +349,37 @@ class CrtMqttClient:
     def _on_publish_received(self, data: Any) -> None:
         packet = data.publish_packet
         loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(
-                self._callbacks.on_message, InboundMessage(packet.topic, bytes(packet.payload or b""))
-            )
+        if loop is None or loop.is_closed():
+            return
+        properties = tuple((prop.name, prop.value) for prop in packet.user_properties or ())
+        message = InboundMessage(
+            packet.topic,
+            bytes(packet.payload or b""),
+            properties,
+            packet.message_expiry_interval_sec,
+        )
+        acquire = data.acquire_publish_acknowledgement_control
+        if self.keeps_session and acquire is not None:
+            # QoS 1 on a persistent session: PUBACK when the handler is done, not on receipt (CRT's default), so a
+            # downlink the bridge had not finished is delivered again after a reconnect or a restart.
+            message = dataclasses.replace(message, acknowledge=self._acknowledger(acquire()))
+        loop.call_soon_threadsafe(self._callbacks.on_message, message)
+
+    def _acknowledger(self, handle: Any) -> Callable[[], None]:
+        client = self._client
+        acknowledged = False
+
+        def acknowledge() -> None:
+            nonlocal acknowledged
+            if acknowledged or client is None or client is not self._client:
+                return  # once; a client stopped since then has no connection to acknowledge on
+            acknowledged = True
+            try:
+                client.invoke_publish_acknowledgement(handle)
+            except Exception as exc:  # the connection dropped since: the broker delivers it again
+                logger.debug("PUBACK on %s not sent: %s", self.client_id, exc)
+
+        return acknowledge
 
     def _on_stopped(self, _data: Any) -> None:
         loop, stopped = self._loop, self._stopped
@@ -433,13 +482,21 @@ class CrtClientFactory:
         reconnect: ReconnectSettings | None = None,
         use_native_publish: bool = True,
         connects: ConnectPacer | None = None,
+        end_sessions_on_stop: bool = True,
     ) -> None:
         self._config = config
         self._connects = connects
+        self._end_sessions_on_stop = end_sessions_on_stop
         self._task_id = task_id
         self._reconnect = reconnect
         self._use_native_publish = use_native_publish
 
     def __call__(self, slot: int, callbacks: ClientCallbacks) -> MqttClient:
         settings = client_settings(self._config, self._task_id, slot, self._reconnect)
-        return CrtMqttClient(settings, callbacks, use_native_publish=self._use_native_publish, connects=self._connects)
+        return CrtMqttClient(
+            settings,
+            callbacks,
+            use_native_publish=self._use_native_publish,
+            connects=self._connects,
+            end_session_on_stop=self._end_sessions_on_stop,
+        )

@@ -45,21 +45,45 @@ NOT_STARTED: Literal["AWS_ERROR_UNKNOWN"] = "AWS_ERROR_UNKNOWN"
 """The failure name of a publish asked of a client that is not started (or already stopped)."""
 
 
+def _nothing_to_acknowledge() -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class InboundMessage:
-    """A message received on a subscription."""
+    """A message received on a subscription.
+
+    A QoS 1 message received on a client that keeps its session is acknowledged (PUBACK) only when its handler
+    calls :attr:`acknowledge`, once it is done with it: until then the broker keeps it, and delivers it again if
+    the connection drops. For any other message :attr:`acknowledge` does nothing.
+    """
 
     topic: str
     payload: bytes
+    user_properties: tuple[tuple[str, str], ...] = ()
+    expiry_secs: int | None = None
+    """MQTT 5 message expiry interval: the seconds the message had left when the broker delivered it."""
+    acknowledge: Callable[[], None] = _nothing_to_acknowledge
+
+    def user_property(self, name: str) -> str | None:
+        """The value of the first MQTT 5 user property called ``name``."""
+        return next((value for key, value in self.user_properties if key == name), None)
 
 
 class MqttClient(Protocol):
     """One MQTT 5 connection of a pool."""
 
     client_id: str
+    keeps_session: bool
+    """True for a client whose session (its subscriptions and the QoS 1 messages for it) outlives a disconnect."""
 
     @property
     def state(self) -> ConnectionState: ...
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last connection attempt failed or the connection dropped; None once OPENED again."""
+        ...
 
     async def start(self) -> None: ...
 
@@ -137,8 +161,11 @@ class ClientSettings:
     sign_websocket: bool = True
     access_key_id: str | None = None
     secret_access_key: str | None = None
+    session_token: str | None = None  # temporary credentials (an operator's session), appended after signing
     wss_path: str = "/mqtt"
     reconnect: ReconnectSettings = field(default_factory=ReconnectSettings)
+    # 0: a clean session at every connect; else the MQTT 5 session expiry, and the session is resumed.
+    session_expiry_secs: int = 0
 
     def __repr__(self) -> str:  # the key and secret stay out of logs and tracebacks
         return f"ClientSettings(client_id={self.client_id!r}, endpoint={self.endpoint!r}, port={self.port})"
@@ -147,7 +174,11 @@ class ClientSettings:
 def client_settings(
     config: ConnectionConfiguration, task_id: str, slot: int, reconnect: ReconnectSettings | None = None
 ) -> ClientSettings:
-    """The settings of pool slot ``slot`` (secrets must already be resolved from Secrets Manager)."""
+    """The settings of pool slot ``slot`` (secrets must already be resolved from Secrets Manager).
+
+    The slots that hold the downlink subscription keep their sessions for ``downlinkSessionExpirySecs``; the
+    uplink-only slots start clean.
+    """
     endpoint = config.endpoint
     if endpoint is None:
         raise ValueError("the connection has no endpoint: set configuration.accountPrefix or configuration.broker")
@@ -169,4 +200,12 @@ def client_settings(
         secret_access_key=secret,
         wss_path=broker.wss_path if broker is not None else "/mqtt",
         reconnect=reconnect or ReconnectSettings(),
+        session_expiry_secs=session_expiry_secs(config, slot),
     )
+
+
+def session_expiry_secs(config: ConnectionConfiguration, slot: int) -> int:
+    """The session expiry of pool slot ``slot``: the configured one on a downlink subscriber, else 0 (clean)."""
+    if not config.downlink_enabled or slot not in config.budget.subscriber_slots:
+        return 0
+    return config.downlink_session_expiry_secs

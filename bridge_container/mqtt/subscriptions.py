@@ -3,8 +3,13 @@
 Several holders spread a shared subscription (``$share/<group>/...``) over several connections: the broker hands
 each message to one of them, so each connection receives a share of the downlinks, within AWS IoT's publishes per
 connection (:mod:`bridge_domain.budget`). The pool learns which clients hold (``on_holders``) to reserve room for
-their deliveries. The sessions are clean, so a client that leaves OPENED loses its subscriptions; the next state
-change subscribes every filter again on OPENED clients, the highest slots first.
+their deliveries. A client that leaves OPENED is no longer counted as holding; the next state change subscribes
+every filter again on OPENED clients, the highest slots first.
+
+Clients that keep their session (``keeps_session``, the pool's downlink subscribers) are the only holders once the
+pool has any: while one is down the broker keeps its subscription and queues its QoS 1 messages, so the filter is
+not moved to a clean-session client (which would receive them now and lose them at its next drop); when it is
+back, it subscribes again (a subscription that replaces the same one in a resumed session keeps what was queued).
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ from bridge_container.mqtt.port import InboundMessage, MqttClient
 from bridge_container.states import ConnectionState
 
 logger = logging.getLogger(__name__)
+
+# A resumed session delivers its queued messages as soon as the client connects, which may be before the handler is
+# registered; they wait for it, up to this many (beyond, they are acknowledged and dropped, with a warning).
+MAX_EARLY_MESSAGES = 10_000
 
 MessageHandler = Callable[[InboundMessage], Awaitable[None]]
 
@@ -66,8 +75,11 @@ class Subscriptions:
         self._wanted_holders = holders
         self._on_holders = on_holders
         self._handlers: dict[str, MessageHandler] = {}
+        self._early: list[InboundMessage] = []  # received before any handler was registered
         # The clients holding subscriptions (by client id: clients need not be hashable), and the filters each has.
         self._held: dict[str, tuple[MqttClient, set[str]]] = {}
+        # The pool's clients that keep their sessions, learnt from their first state change.
+        self._session_keepers: set[str] = set()
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -90,21 +102,30 @@ class Subscriptions:
     def add(self, topic_filter: str, handler: MessageHandler) -> None:
         """Hold ``topic_filter``; messages matching it go to ``handler`` (one task per message)."""
         self._handlers[topic_filter] = handler
+        early, self._early = self._early, []
+        for message in early:
+            self.on_message(message)
         self._schedule()
 
     def on_client_state(self, client: MqttClient, state: ConnectionState) -> None:
         """Called by the pool on every client state change."""
+        if client.keeps_session:
+            self._session_keepers.add(client.client_id)
         if client.client_id in self._held and state is not ConnectionState.OPENED:
             del self._held[client.client_id]
             self._on_holders(self.holders)
         self._schedule()
 
     def on_message(self, message: InboundMessage) -> None:
+        if not self._handlers and not self._closed and len(self._early) < MAX_EARLY_MESSAGES:
+            self._early.append(message)
+            return
         for topic_filter, handler in self._handlers.items():
             if topic_matches(topic_filter, message.topic):
                 self._spawn(self._handle(handler, message), f"message-{self.connection_id}")
                 return
         logger.debug("connection %s: message on %s matches no subscription", self.connection_id, message.topic)
+        message.acknowledge()
 
     def close(self) -> None:
         """Stop subscribing and cancel the handlers still running."""
@@ -119,18 +140,25 @@ class Subscriptions:
 
     def _complete(self) -> bool:
         """Every filter held on as many clients as wanted (or on every OPENED client when fewer are)."""
-        wanted = min(self._holder_count(), len(self._opened()))
+        wanted = min(self._holder_count(), len(self._candidates()))
         filters = set(self._handlers)
         return len(self._held) >= wanted and all(filters <= held for _, held in self._held.values())
 
+    def _candidates(self) -> list[MqttClient]:
+        """The OPENED clients that may hold: those that keep their sessions, if the pool has any."""
+        opened = self._opened()
+        if not self._session_keepers:
+            return opened
+        return [client for client in opened if client.client_id in self._session_keepers]
+
     def _schedule(self) -> None:
-        if self._closed or not self._opened() or not self._handlers or self._complete():
+        if self._closed or not self._candidates() or not self._handlers or self._complete():
             return
         self._spawn(self._subscribe_all(), f"subscribe-{self.connection_id}")
 
     async def _subscribe_all(self) -> None:
         async with self._lock:
-            opened = self._opened()
+            opened = self._candidates()
             if self._closed or not opened:
                 return
             for client_id, (client, _) in list(self._held.items()):
@@ -163,3 +191,4 @@ class Subscriptions:
             await handler(message)
         except Exception:
             logger.exception("connection %s: handler for %s failed", self.connection_id, message.topic)
+            message.acknowledge()  # delivered again, it would fail again

@@ -53,7 +53,7 @@ from bridge_container.mqtt.port import (
     new_user_property,
 )
 from bridge_container.mqtt.subscriptions import MessageHandler, Subscriptions
-from bridge_container.states import ConnectionState, pool_state
+from bridge_container.states import STATE_HINTS, ClientReport, ConnectionState, StateReport, pool_state
 from bridge_container.tasks import spawn
 from bridge_container.uplink.limits import RateLimits, UplinkLimiter
 from bridge_domain.budget import PoolBudget
@@ -685,6 +685,17 @@ class MqttPool:
     def states(self) -> dict[str, ConnectionState]:
         """Each client's state by client id."""
         return {client.client_id: client.state for client in self._clients}
+
+    def report(self) -> StateReport:
+        """The pool's state, why it is not OPENED, and each client's state and last error."""
+        if self._closed and not self._clients:
+            return StateReport(ConnectionState.DEACTIVATED, STATE_HINTS[ConnectionState.DEACTIVATED])
+        return StateReport.of_clients(
+            ClientReport(
+                client.client_id, client.state, None if client.state is ConnectionState.OPENED else client.last_error
+            )
+            for client in self._clients
+        )
 
     @property
     def state(self) -> ConnectionState:

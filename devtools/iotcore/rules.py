@@ -42,6 +42,7 @@ from bridge_domain import quotas
 WINDOW_SECS: Final = 1.0
 BASIC_INGEST_PREFIX: Final = "$aws/rules/"
 CLOSED_CONNECTIONS_KEPT: Final = 1_000  # figures of closed connections kept for /violations (bounded memory)
+BASIC_INGEST_TOPICS_KEPT: Final = 1_000  # the latest Basic Ingest topics, for tests to see where uplinks went
 UNKNOWN_CLIENT: Final = "<no CONNECT yet>"
 _SLOT_SUFFIX: Final = re.compile(r"-\d+$")
 
@@ -223,6 +224,7 @@ class IotCoreRules:
         self.violations = Ledger()
         self.audited = Ledger()
         self.basic_ingest: Counter[str] = Counter()
+        self.basic_ingest_topics: deque[str] = deque(maxlen=BASIC_INGEST_TOPICS_KEPT)
         self._aggregate = _Window()
         self._groups: dict[str, _Window] = {}
         for account in self._open.values():
@@ -323,6 +325,7 @@ class IotCoreRules:
         account.accepted_window.add(now)
         if rule is not None:
             self.basic_ingest[rule] += 1
+            self.basic_ingest_topics.append(topic)
             return PublishVerdict(Action.INGEST, rule=rule)
         return FORWARDED
 
@@ -360,6 +363,7 @@ class IotCoreRules:
             **self.violations.to_json(),
             "audited": self.audited.to_json(),
             "basic_ingest": dict(self.basic_ingest),
+            "basic_ingest_topics": list(self.basic_ingest_topics),
             "windows": {
                 "window_secs": WINDOW_SECS,
                 "max_1s_aggregate": self._aggregate.most,

@@ -32,7 +32,9 @@ POWERTOOLS_VERSION = pinned_version("aws-lambda-powertools")
 PYTHON_RUNTIME = lambda_.Runtime.PYTHON_3_11
 # AWS publishes each Powertools layer version's ARN as a public SSM parameter; CloudFormation resolves it at deploy
 # time, so the synth stays offline and every region gets its own layer ARN.
-POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/x86_64/python3.11/{POWERTOOLS_VERSION}"
+# Graviton: the functions' code is pure Python and the layer comes built per architecture (pydantic-core inside).
+ARCHITECTURE = lambda_.Architecture.ARM_64
+POWERTOOLS_LAYER_PARAMETER = f"/aws/service/powertools/python/arm64/python3.11/{POWERTOOLS_VERSION}"
 METRICS_NAMESPACE = "AwsIotBridge"
 DEFAULT_MEMORY_MIB = 256
 
@@ -76,6 +78,7 @@ class BridgeFunction(Construct):
         dead_letter_queue: sqs.IQueue | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.service_name = spec.service_name  # the Powertools "service" dimension of its metrics
         self.log_group = logs.LogGroup(self, "Logs", retention=log_retention, removal_policy=RemovalPolicy.DESTROY)
         self.role = iam.Role(
             self,
@@ -95,7 +98,7 @@ class BridgeFunction(Construct):
             code=function_code(self, spec.package),
             handler=spec.handler,
             runtime=PYTHON_RUNTIME,
-            architecture=lambda_.Architecture.X86_64,
+            architecture=ARCHITECTURE,
             layers=[powertools_layer(self)],
             role=self.role,
             log_group=self.log_group,

@@ -80,7 +80,7 @@ class StatusPlumbing(Construct):
             self,
             "StatusPushRole",
             role_name=names.status_push_role,
-            assumed_by=_iot_principal(self, rule_names),
+            assumed_by=iot_rule_principal(self, rule_names),
             description="enebular status push: AWS IoT rules publish connection status and shadows to SNS",
         )
         self.push_role.add_to_principal_policy(
@@ -91,6 +91,8 @@ class StatusPlumbing(Construct):
         republish_rules = [names.shadow_update_rule]
         if settings.lorawan_shadow:
             republish_rules.append(names.lorawan_shadow_rule)
+        if settings.lorawan_shadow and rule_sql.shadow_event_kinds(configuration):
+            republish_rules.append(names.lorawan_event_shadow_rule)
         self.error_role = self._error_role([*rule_names, *republish_rules])
         self.republish_role = self._republish_role(republish_rules, lorawan=settings.lorawan_shadow)
         self.rules = [self._rule(spec) for spec in self._rule_specs(configuration, names, settings)]
@@ -100,7 +102,7 @@ class StatusPlumbing(Construct):
         role = iam.Role(
             self,
             "RuleErrorRole",
-            assumed_by=_iot_principal(self, rule_names),
+            assumed_by=iot_rule_principal(self, rule_names),
             description="AWS IoT rules' error action: write the failed message to the rule-error log group",
         )
         role.add_to_principal_policy(
@@ -125,7 +127,7 @@ class StatusPlumbing(Construct):
         role = iam.Role(
             self,
             "ShadowRepublishRole",
-            assumed_by=_iot_principal(self, rule_names),
+            assumed_by=iot_rule_principal(self, rule_names),
             description="AWS IoT rules: republish shadow updates to the reserved shadow topics",
         )
         role.add_to_principal_policy(
@@ -193,6 +195,15 @@ class StatusPlumbing(Construct):
                     republish(rule_sql.lorawan_shadow_republish_topic(configuration)),
                 )
             )
+        if settings.lorawan_shadow and rule_sql.shadow_event_kinds(configuration):
+            specs.append(
+                RuleSpec(
+                    names.lorawan_event_shadow_rule,
+                    rule_sql.lorawan_event_shadow_sql(configuration),
+                    "Battery, margin and location of status and location events into the named shadow 'lorawan'",
+                    republish(rule_sql.lorawan_event_shadow_republish_topic(configuration)),
+                )
+            )
         return specs
 
     def _rule(self, spec: RuleSpec) -> iot.CfnTopicRule:
@@ -226,7 +237,7 @@ class StatusPlumbing(Construct):
             removal=RemovalPolicy.DESTROY,
             time_to_live_attribute=IDEMPOTENCY_TTL_ATTRIBUTE,
         )
-        dead_letters = sqs.Queue(
+        dead_letters = self.dead_letters = sqs.Queue(
             self,
             "StatusDeadLetters",
             encryption=sqs.QueueEncryption.SQS_MANAGED,
@@ -274,7 +285,7 @@ class StatusPlumbing(Construct):
         return callback
 
 
-def _iot_principal(scope: Construct, rule_names: list[str]) -> iam.IPrincipal:
+def iot_rule_principal(scope: Construct, rule_names: list[str]) -> iam.IPrincipal:
     """AWS IoT, for this account's named rules only (confused-deputy protection)."""
     return iam.ServicePrincipal(
         "iot.amazonaws.com",
@@ -285,4 +296,4 @@ def _iot_principal(scope: Construct, rule_names: list[str]) -> iam.IPrincipal:
     )
 
 
-__all__ = ["StatusPlumbing"]
+__all__ = ["StatusPlumbing", "iot_rule_principal"]

@@ -86,14 +86,16 @@ def synthesize(document: dict[str, Any], directory: Path) -> Synthesized:
 
 
 def plain_http_variant(document: dict[str, Any]) -> dict[str, Any]:
-    """The example over WSS without a created certificate, plain HTTP, data removed on destroy, no extras."""
+    """The example over WSS without a created certificate, uplinks through Basic Ingest, plain HTTP, data removed
+    on destroy, no extras."""
     variant = copy.deepcopy(document)
     configuration = variant["configuration"]
-    configuration.update(protocol="WSS", createCertificate=False, downlinkEnabled=False)
+    configuration.update(protocol="WSS", createCertificate=False, downlinkEnabled=False, uplinkDelivery="basicIngest")
     deployment = variant["deployment"]
     for key in ("httpsCertificateArn", "statusWebhookUrl", "statusWebhookSecretArn"):
         deployment.pop(key)
     deployment.update(allowPlainHttp=True, destroyRemovesData=True, lorawanShadow=False, ingressCidrs=["192.0.2.0/24"])
+    deployment["alarms"] = {"lowUplinksPerMin": 0}  # no e-mail, no low-rate alarm
     return variant
 
 

@@ -121,6 +121,15 @@ def test_lorawan_shadow_needs_radio_metadata(example: dict[str, Any], write_conf
     assert _paths(exc) == {"deployment.lorawanShadow"}
 
 
+def test_lorawan_shadow_cannot_read_basic_ingest_uplinks(example: dict[str, Any], write_config: WriteConfig) -> None:
+    document = _changed(example, "configuration", uplinkDelivery="basicIngest")
+
+    with pytest.raises(ConfigError, match="Basic Ingest") as exc:
+        load_deployment(write_config(document))
+
+    assert _paths(exc) == {"deployment.lorawanShadow"}
+
+
 def test_a_local_broker_cannot_be_deployed(example: dict[str, Any], write_config: WriteConfig) -> None:
     document = _changed(example, "configuration", broker={"host": "127.0.0.1", "port": 8883})
 
@@ -203,3 +212,14 @@ def test_second_region_config_sets_the_documented_suffix() -> None:
     assert document["configuration"]["resourceNameSuffix"] == "_" + document["configuration"]["region"].replace(
         "-", "_"
     )
+
+
+def test_nat_gateway_count_needs_the_nat_layout(example: dict[str, Any], write_config: WriteConfig) -> None:
+    refused = _changed(example, "deployment", natGateways=2)
+    accepted = _changed(example, "deployment", natGateways=2, network="natGateway")
+
+    with pytest.raises(ConfigError) as exc:
+        load_deployment(write_config(refused))
+
+    assert _paths(exc) == {"deployment.natGateways"}
+    assert load_deployment(write_config(accepted)).settings.nat_gateways == 2

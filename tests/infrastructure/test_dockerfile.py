@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -81,3 +82,13 @@ def test_the_product_never_imports_the_development_tools() -> None:
         if re.search(r"^\s*(from|import)\s+devtools\b", path.read_text(encoding="utf-8"), flags=re.MULTILINE)
     )
     assert importers == []
+
+
+@pytest.mark.infrastructure
+def test_image_is_built_for_the_arm64_task_it_runs_in(synthesized_example: Synthesized) -> None:
+    manifest = json.loads((synthesized_example.directory / "Service.assets.json").read_text(encoding="utf-8"))
+    [image] = manifest["dockerImages"].values()
+    [task] = synthesized_example.properties("AWS::ECS::TaskDefinition")
+
+    assert image["source"]["platform"] == "linux/arm64"
+    assert task["RuntimePlatform"] == {"CpuArchitecture": "ARM64", "OperatingSystemFamily": "LINUX"}

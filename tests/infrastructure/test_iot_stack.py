@@ -55,9 +55,16 @@ def test_bridge_policy_is_derived_from_the_topic_patterns(synthesized_example: S
     assert grants["iot:Connect"] == ["client/iot-bridge-*"]
     assert grants["iot:Publish"] == [
         "topic/tpx/things/*/uplink",
+        "topic/tpx/things/*/join",
+        "topic/tpx/things/*/status",
+        "topic/tpx/things/*/location",
         "topic/tpx/things/*/downlink/queued",
         "topic/tpx/things/*/downlink/sent",
+        "topic/tpx/things/*/downlink/acknowledged",
+        "topic/tpx/things/*/downlink/nacked",
+        "topic/tpx/things/*/downlink/expired",
         "topic/tpx/things/*/downlink/failed",
+        "topic/tpx/things/*/downlink/expired",
     ]
     assert grants["iot:Subscribe"] == [
         "topicfilter/tpx/things/+/downlink",
@@ -154,10 +161,59 @@ def test_lorawan_shadow_rule_only_when_configured(synthesized_plain_http: Synthe
     assert "aws_iot_bridge_lorawan_shadow" not in _rules(synthesized_plain_http)
 
 
+def test_basic_ingest_rule_sends_every_uplink_to_an_encrypted_queue(synthesized_plain_http: Synthesized) -> None:
+    rule = _rules(synthesized_plain_http)["iot_bridge_uplinks"]
+    resources = synthesized_plain_http.templates["Iot"]["Resources"]
+    [action] = rule["Actions"]
+    queue_id = action["Sqs"]["QueueUrl"]["Ref"]
+    queue = resources[queue_id]["Properties"]
+
+    assert rule["Sql"] == "SELECT * FROM 'tpx/things/+/uplink'"
+    assert action["Sqs"]["UseBase64"] is False
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == 5
+    assert resources[queue["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]]["Type"] == "AWS::SQS::Queue"
+
+
+def test_basic_ingest_rule_role_may_only_send_to_its_queue_for_that_rule(synthesized_plain_http: Synthesized) -> None:
+    rule = _rules(synthesized_plain_http)["iot_bridge_uplinks"]
+    resources = synthesized_plain_http.templates["Iot"]["Resources"]
+    role_id = rule["Actions"][0]["Sqs"]["RoleArn"]["Fn::GetAtt"][0]
+    queue_id = rule["Actions"][0]["Sqs"]["QueueUrl"]["Ref"]
+    [trust] = resources[role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    statements = [
+        statement
+        for policy in synthesized_plain_http.properties("AWS::IAM::Policy", "Iot")
+        if {"Ref": role_id} in policy["Roles"]
+        for statement in policy["PolicyDocument"]["Statement"]
+    ]
+
+    assert trust["Principal"] == {"Service": "iot.amazonaws.com"}
+    assert flatten_reference(trust["Condition"]["ArnEquals"]["aws:SourceArn"][0]).endswith("rule/iot_bridge_uplinks")
+    assert [(s["Action"], s["Resource"]) for s in statements] == [
+        ("sqs:SendMessage", {"Fn::GetAtt": [queue_id, "Arn"]})
+    ]
+
+
+def test_with_basic_ingest_the_bridge_may_publish_only_under_its_rules_prefix(
+    synthesized_plain_http: Synthesized,
+) -> None:
+    [policy] = synthesized_plain_http.properties("AWS::IoT::Policy")
+    [publish] = [s for s in policy["PolicyDocument"]["Statement"] if s["Action"] == "iot:Publish"]
+    resources = publish["Resource"] if isinstance(publish["Resource"], list) else [publish["Resource"]]
+
+    assert [_resource_part(r) for r in resources] == ["topic/$aws/rules/iot_bridge_uplinks/tpx/things/*/uplink"]
+
+
+def test_topic_delivery_creates_no_basic_ingest_rule_or_queue(synthesized_example: Synthesized) -> None:
+    assert "iot_bridge_uplinks" not in _rules(synthesized_example)
+    assert not any("UplinkQueueUrl" in key for key in synthesized_example.templates["Iot"].get("Outputs", {}))
+
+
 def test_status_callback_is_subscribed_to_both_topics_with_a_dead_letter_queue(
     synthesized_example: Synthesized,
 ) -> None:
-    subscriptions = synthesized_example.properties("AWS::SNS::Subscription")
+    subscriptions = synthesized_example.properties("AWS::SNS::Subscription", "Iot")
     [queue_id] = [
         logical_id
         for logical_id, resource in synthesized_example.templates["Iot"]["Resources"].items()
@@ -222,3 +278,16 @@ def test_every_function_has_its_own_role_logs_and_the_powertools_layer(
     assert all("LogGroup" in p["LoggingConfig"] for p in ours)
     assert all(len(p["Layers"]) == 1 and "Ref" in p["Layers"][0] for p in ours)
     assert all(p["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"] == "AwsIotBridge" for p in ours)
+
+
+def test_lorawan_event_shadow_rule_keeps_battery_margin_and_location(synthesized_example: Synthesized) -> None:
+    rule = _rules(synthesized_example)["aws_iot_bridge_lorawan_event_shadow"]
+
+    assert "FROM 'tpx/things/+/+' WHERE topic(4) = 'status' OR topic(4) = 'location'" in rule["Sql"]
+    for field in ("'battery': battery", "'margin': margin", "'latitude': latitude", "'longitude': longitude"):
+        assert field in rule["Sql"]
+    assert rule["Actions"][0]["Republish"]["Topic"] == "$$aws/things/${topic(3)}/shadow/name/lorawan/update"
+
+
+def test_lorawan_event_shadow_rule_only_when_configured(synthesized_plain_http: Synthesized) -> None:
+    assert "aws_iot_bridge_lorawan_event_shadow" not in _rules(synthesized_plain_http)

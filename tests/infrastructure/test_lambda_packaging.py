@@ -63,3 +63,23 @@ def test_every_handler_string_names_a_function_in_its_package(synthesized_exampl
         source = staged / package / Path(*module.split(".")).with_suffix(".py")
         defined = {node.name for node in ast.parse(source.read_text()).body if isinstance(node, ast.FunctionDef)}
         assert name in defined, handler
+
+
+@pytest.mark.infrastructure
+def test_functions_run_on_arm64_with_the_arm64_powertools_layer(synthesized_example: Synthesized) -> None:
+    ours = [
+        function
+        for function in synthesized_example.properties("AWS::Lambda::Function")
+        if str(function.get("Handler", "")).startswith("lambdas.")
+    ]
+    layer_parameters = [
+        parameter["Default"]
+        for template in synthesized_example.templates.values()
+        for parameter in template.get("Parameters", {}).values()
+        if str(parameter.get("Default", "")).startswith("/aws/service/powertools/")
+    ]
+
+    assert len(ours) == 5
+    assert all(function["Architectures"] == ["arm64"] for function in ours)
+    assert layer_parameters
+    assert all(path.startswith("/aws/service/powertools/python/arm64/python3.11/") for path in layer_parameters)

@@ -183,9 +183,9 @@ def test_sns_topics_are_encrypted_and_refuse_plain_http(all_synthesized: dict[st
     ]
     denied_topics = {json.dumps(r) for statement in denials for r in _as_list(statement["Resource"])}
 
-    assert len(topics) == 2
+    assert len(topics) == 3  # the two enebular topics and the alarm topic
     assert all(topic["KmsMasterKeyId"] for topic in topics)
-    assert len(denied_topics) == 2
+    assert len(denied_topics) == 3
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

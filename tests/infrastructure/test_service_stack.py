@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import math
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bridge_domain.loading import parse_connection
 from devtools.pki import DevPki
+from stacks.config import load_deployment
 from stacks.constructs.bridge_service import (
     CONTAINER_PORT,
     HEALTH_CHECK_PATH,
     TASK_CPU_UNITS,
     TASK_MEMORY_MIB,
+    scaling_targets,
 )
 from stacks.container_config import CONFIG_FILE, IOT_CERTIFICATE_ENV, IOT_PRIVATE_KEY_ENV
 from tests.infrastructure.conftest import Synthesized
@@ -75,15 +81,41 @@ def test_load_balancer_health_check_is_healthz(synthesized_example: Synthesized)
     assert target_group["TargetType"] == "ip"
 
 
-def test_service_scales_on_cpu_between_the_configured_bounds(synthesized_second_region: Synthesized) -> None:
+def _tracked_metrics(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
+    """Each target-tracking policy's customized metric and target, by metric name."""
+    tracked = {}
+    for policy in synthesized.properties("AWS::ApplicationAutoScaling::ScalingPolicy"):
+        tracking = policy["TargetTrackingScalingPolicyConfiguration"]
+        metric = tracking["CustomizedMetricSpecification"]
+        tracked[metric["MetricName"]] = {**metric, "TargetValue": tracking["TargetValue"]}
+    return tracked
+
+
+def test_service_scales_on_uplinks_and_buffer_per_task_not_cpu(synthesized_second_region: Synthesized) -> None:
     [target] = synthesized_second_region.properties("AWS::ApplicationAutoScaling::ScalableTarget")
-    [policy] = synthesized_second_region.properties("AWS::ApplicationAutoScaling::ScalingPolicy")
-    tracking = policy["TargetTrackingScalingPolicyConfiguration"]
+    tracked = _tracked_metrics(synthesized_second_region)
+    rate = synthesized_second_region.deployment.configuration.uplink_rate_per_sec
 
     assert (target["MinCapacity"], target["MaxCapacity"]) == (2, 4)
     assert target["ScalableDimension"] == "ecs:service:DesiredCount"
-    assert tracking["PredefinedMetricSpecification"]["PredefinedMetricType"] == "ECSServiceAverageCPUUtilization"
-    assert tracking["TargetValue"] == 60
+    assert set(tracked) == {"UplinksAccepted", "BufferDepth"}
+    for metric in tracked.values():
+        # Each task writes one data point a minute: the average over a minute is one task's.
+        assert (metric["Namespace"], metric["Statistic"]) == ("AwsIotBridge", "Average")
+        assert metric["Dimensions"] == [{"Name": "ConnectionId", "Value": "default"}]
+    assert tracked["UplinksAccepted"]["TargetValue"] == math.ceil(rate * 0.7) * 60
+    assert tracked["BufferDepth"]["TargetValue"] == rate
+
+
+def test_scaling_targets_come_from_the_deployment_section(
+    example: dict[str, Any], write_config: Callable[[dict[str, Any]], Path]
+) -> None:
+    document = copy.deepcopy(example)
+    document["deployment"].update(uplinksPerTaskPerSec=400, bufferDepthPerTask=250)
+
+    targets = scaling_targets(load_deployment(write_config(document)))
+
+    assert (targets.accepted_uplinks_per_task_per_min, targets.buffer_depth_per_task) == (400 * 60, 250)
 
 
 def test_deployment_rolls_back_through_the_circuit_breaker(synthesized_example: Synthesized) -> None:
@@ -92,7 +124,56 @@ def test_deployment_rolls_back_through_the_circuit_breaker(synthesized_example: 
 
     assert configuration["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
     assert configuration["MinimumHealthyPercent"] == 100
-    assert service["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "DISABLED"
+
+
+def _task_network(synthesized: Synthesized) -> dict[str, Any]:
+    [service] = synthesized.properties("AWS::ECS::Service")
+    network: dict[str, Any] = service["NetworkConfiguration"]["AwsvpcConfiguration"]
+    return network
+
+
+def _subnet_kind(synthesized: Synthesized, reference: dict[str, str]) -> bool:
+    """Whether the subnet ``reference`` points at maps public addresses (a public subnet)."""
+    subnet = synthesized.templates["Service"]["Resources"][reference["Ref"]]
+    return bool(subnet["Properties"]["MapPublicIpOnLaunch"])
+
+
+def test_tasks_run_in_public_subnets_without_nat_by_default(synthesized_example: Synthesized) -> None:
+    network = _task_network(synthesized_example)
+
+    assert synthesized_example.deployment.settings.network == "publicSubnets"
+    assert network["AssignPublicIp"] == "ENABLED"
+    assert all(_subnet_kind(synthesized_example, subnet) for subnet in network["Subnets"])
+    assert synthesized_example.properties("AWS::EC2::NatGateway") == []
+    assert synthesized_example.properties("AWS::EC2::EIP") == []
+
+
+def test_public_tasks_admit_nothing_but_the_load_balancer(synthesized_example: Synthesized) -> None:
+    resources = synthesized_example.templates["Service"]["Resources"]
+    [task_group_id] = [group["Fn::GetAtt"][0] for group in _task_network(synthesized_example)["SecurityGroups"]]
+    task_group = resources[task_group_id]["Properties"]
+    ingress = [
+        r["Properties"]
+        for r in resources.values()
+        if r["Type"] == "AWS::EC2::SecurityGroupIngress"
+        and r["Properties"]["GroupId"]["Fn::GetAtt"][0] == task_group_id
+    ]
+    [balancer] = synthesized_example.properties("AWS::ElasticLoadBalancingV2::LoadBalancer")
+    [balancer_group] = balancer["SecurityGroups"]
+
+    assert "SecurityGroupIngress" not in task_group
+    assert len(ingress) == 1
+    assert ingress[0]["SourceSecurityGroupId"] == balancer_group
+    assert (ingress[0]["FromPort"], ingress[0]["ToPort"]) == (CONTAINER_PORT, CONTAINER_PORT)
+    assert "CidrIp" not in ingress[0]
+
+
+def test_nat_layout_keeps_tasks_private_behind_nat_gateways(synthesized_second_region: Synthesized) -> None:
+    network = _task_network(synthesized_second_region)
+
+    assert network["AssignPublicIp"] == "DISABLED"
+    assert not any(_subnet_kind(synthesized_second_region, subnet) for subnet in network["Subnets"])
+    assert len(synthesized_second_region.properties("AWS::EC2::NatGateway")) == 2
 
 
 def test_cluster_has_container_insights(synthesized_example: Synthesized) -> None:
@@ -199,7 +280,7 @@ def test_vpc_needs_no_lookup(synthesized_example: Synthesized) -> None:
     subnets = synthesized_example.properties("AWS::EC2::Subnet")
     zones = [json.dumps(subnet["AvailabilityZone"]) for subnet in subnets]
 
-    assert len(subnets) == 4
+    assert len(subnets) == 2  # public subnets only: the example keeps the default network layout
     assert all("Fn::GetAZs" in zone for zone in zones)
     assert synthesized_example.properties("AWS::EC2::FlowLog")
     manifest = json.loads((synthesized_example.directory / "manifest.json").read_text(encoding="utf-8"))

@@ -12,6 +12,7 @@ from aws_cdk import aws_logs as logs
 
 from bridge_domain.connection import ConnectionConfiguration
 from bridge_domain.deployment import LOG_RETENTION_DAYS
+from bridge_domain.events import EventKind
 from bridge_domain.loading import parse_connection
 from stacks import rule_sql
 from stacks.constructs.functions import POWERTOOLS_LAYER_PARAMETER, pinned_version
@@ -20,6 +21,7 @@ from stacks.container_config import CreatedCertificate, container_connection, se
 from stacks.iot_access import bridge_grants, topic_resource
 from stacks.nag import acknowledge, flatten_reference
 
+EVENT_NAMES = {kind.value for kind in EventKind}
 BASE: dict[str, Any] = {"deviceType": "sensor", "region": "eu-central-1", "protocol": "WSS"}
 
 
@@ -29,6 +31,15 @@ def _configuration(**values: Any) -> ConnectionConfiguration:
 
 def test_every_placeholder_of_a_topic_becomes_a_wildcard() -> None:
     assert topic_resource("lora/{DevEUI}/port-{FPort}/up") == "topic/lora/*/port-*/up"
+
+
+def test_a_keyword_expression_is_one_wildcard_level_in_grants_and_rule_filters() -> None:
+    pattern = "tp/{DevEUI_uplink.CustomerData.site|'none'}/{DevEUI}/up"
+    grants = {g.action: g.resources for g in bridge_grants(_configuration(uplinkTopicPattern=pattern))}
+
+    assert grants["iot:Publish"][0] == "topic/tp/*/*/up"
+    assert rule_sql.uplink_topic_filter(pattern) == "tp/+/+/up"
+    assert rule_sql.dev_eui_level(pattern) == 3
 
 
 def test_grants_follow_the_configured_prefix_and_share_group() -> None:
@@ -143,3 +154,19 @@ def test_an_unpinned_package_has_no_layer_version(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="not pinned"):
         pinned_version("aws-lambda-powertools", requirements)
+
+
+def test_the_bridge_may_publish_on_the_enabled_event_topics_only() -> None:
+    grants = {g.action: g.resources for g in bridge_grants(_configuration(events={"location": False, "log": True}))}
+
+    events = {resource for resource in grants["iot:Publish"] if resource.rsplit("/", 1)[1] in EVENT_NAMES}
+    assert events == {"topic/tpx/things/*/join", "topic/tpx/things/*/status", "topic/tpx/things/*/log"}
+
+
+def test_the_event_shadow_reads_only_status_and_location_events_that_are_published() -> None:
+    sql = rule_sql.lorawan_event_shadow_sql(
+        _configuration(uplinkTopicPattern="fleet/{DevEUI}/up", events={"status": False})
+    )
+
+    assert sql.endswith("FROM 'fleet/+/+' WHERE topic(3) = 'location'")
+    assert rule_sql.shadow_event_kinds(_configuration(events={"status": False, "location": False})) == ()

@@ -70,6 +70,8 @@ def test_create_starts_the_connection_and_answers_without_secrets(api: Api, cert
     assert config["secretAccessKey"] == config["privateKey"] == config["lns"][0]["asKey"] == MASK
     assert created["status"] == {
         "state": "OPENED",
+        "reason": None,
+        "clients": [],
         "endpoint": "a2plmnutiyt-ats.iot.eu-central-1.amazonaws.com",
         "port": 8883,
         "protocol": "SSL",
@@ -89,6 +91,7 @@ def test_get_and_list_show_live_state_and_mask_secrets(api: Api, cert: CertPair)
     listed = api.client.get("/connections")
     assert one.status_code == listed.status_code == 200
     assert one.json()["status"]["state"] == "AUTHENTICATION_FAILED"
+    assert one.json()["status"]["reason"] == "held by the test"
     assert [item["connectionId"] for item in listed.json()["connections"]] == [created["connectionId"]]
     for response in (one, listed):
         assert SECRET_ACCESS_KEY not in response.text
@@ -133,6 +136,34 @@ def test_validation_errors_are_422_with_every_field_path(api: Api, cert: CertPai
     }
     assert "PRIVATE KEY" not in response.text
     assert api.client.get("/connections").json()["connections"] == []
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        ("tp/{DevEUI}/{DevEUI_uplink.CustomerData.site|'a/b'}", "neither a field"),
+        ("tp/{DevEUI}/{CustomerData}", "unknown placeholder {CustomerData}"),
+        ("tp/{DevEUI}/{'x'|DevEUI_uplink.site}", "a quoted constant can only be the last"),
+    ],
+)
+def test_a_bad_keyword_pattern_is_422_naming_the_field_and_the_reason(
+    api: Api, cert: CertPair, pattern: str, reason: str
+) -> None:
+    body = seed_body(cert)
+    body["configuration"]["uplinkTopicPattern"] = pattern
+    response = api.client.post("/connections", json=body)
+    assert response.status_code == 422
+    [issue] = response.json()["issues"]
+    assert issue["path"] == "configuration.uplinkTopicPattern"
+    assert reason in issue["message"]
+
+
+def test_a_keyword_pattern_is_stored_as_written(api: Api, cert: CertPair) -> None:
+    body = seed_body(cert)
+    pattern = "tp/{DevEUI_uplink.CustomerData.site|'none'}/{DevEUI}/uplink"
+    body["configuration"]["uplinkTopicPattern"] = pattern
+    created = create(api, body)
+    assert created["configuration"]["uplinkTopicPattern"] == pattern
 
 
 def test_a_mask_in_a_new_connection_is_422(api: Api, cert: CertPair) -> None:

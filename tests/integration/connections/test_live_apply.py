@@ -252,3 +252,50 @@ async def test_replacing_a_connection_keeps_the_uplinks_it_had_buffered(
     assert (await bridge.http.put(f"/connections/{connection_id}", json=slow)).status_code == 200
     await eventually(lambda: set(dev_euis) <= watcher.stats.uplink_devices)
     assert watcher.stats.uplinks == len(dev_euis)
+
+
+async def test_a_connection_that_cannot_start_says_why_and_logs_no_traceback(
+    start_bridge: Any, broker: LocalBroker, cert: CertPair, caplog: pytest.LogCaptureFixture
+) -> None:
+    bridge = await start_bridge()
+    no_endpoint = body(broker, cert)
+    del no_endpoint["configuration"]["broker"]  # no accountPrefix either: nothing to connect to
+    created = await bridge.http.post("/connections", json=no_endpoint)
+    assert created.status_code == 201, created.text
+    status = created.json()["status"]
+    assert status["state"] == "CLOSED"
+    assert status["reason"].startswith("cannot start: the connection has no endpoint")
+    assert "accountPrefix" in status["reason"]
+    read = await bridge.http.get(f"/connections/{created.json()['connectionId']}")
+    assert read.json()["status"]["reason"] == status["reason"]
+    assert not [record for record in caplog.records if record.exc_info], "a traceback was logged"
+    assert any("cannot start" in record.getMessage() for record in caplog.records)
+
+
+async def test_an_unreachable_broker_is_named_in_the_state_and_in_healthz(
+    start_bridge: Any, broker: LocalBroker, cert: CertPair, pki: DevPki
+) -> None:
+    bridge = await start_bridge()
+    closed_port = free_port()
+    document = body(broker, cert, poolSize=1, uplinkRatePerSec=50)
+    document["configuration"]["broker"] = {"host": broker.host, "port": closed_port, "caCertificate": pki.ca.cert_pem}
+    connection_id = await bridge.create(document)
+
+    async def status() -> dict[str, Any]:
+        answer: dict[str, Any] = (await bridge.http.get(f"/connections/{connection_id}")).json()["status"]
+        return answer
+
+    deadline = time.monotonic() + TIMEOUT_SECS
+    while (await status())["state"] != "UNREACHABLE":
+        assert time.monotonic() < deadline, await status()
+        await asyncio.sleep(0.05)
+    reported = await status()
+    assert f"{broker.host}:{closed_port}" in reported["reason"]
+    assert "cannot be reached" in reported["reason"]
+    assert [client["state"] for client in reported["clients"]] == ["UNREACHABLE"]
+    assert reported["clients"][0]["reason"] in reported["reason"]
+    health = await bridge.http.get("/healthz")
+    assert health.status_code == 503
+    assert health.json()["unhealthy"] == [
+        {"connection": connection_id, "state": "UNREACHABLE", "reason": reported["reason"]}
+    ]

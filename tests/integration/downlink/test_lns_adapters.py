@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from bridge_container.downlink.chirpstack import ChirpStackAdapter
+from bridge_container.downlink.correlation import CorrelationIds
 from bridge_container.downlink.documents import DownlinkRequest
 from bridge_container.downlink.exceptions import LnsRejectedError, LnsUnavailableError
 from bridge_container.downlink.limiter import RateLimiter, RateSettings
@@ -88,6 +89,29 @@ async def test_chirpstack_enqueues_on_the_device_queue_with_the_api_token(
         True,
         b"\xca\xfe",
     )
+
+
+async def test_chirpstack_queue_item_id_is_the_reference_remembered_with_the_correlation_id(
+    lns: LocalLns, client: httpx.AsyncClient
+) -> None:
+    lns.respond_with(lambda _request: Answer(200, b'{"id": "ac4a6ec5-4e0a-4b25-a1a2-b1e8c6e1e2a4", "fCntDown": 7}'))
+    correlation_ids = CorrelationIds()
+    adapter = ChirpStackAdapter(
+        ChirpStackLns.model_validate({"ingressToken": "in", "apiUrl": f"{lns.url}/api", "apiToken": "cs-token"}),
+        correlation_ids=correlation_ids,
+    )
+    receipt = await sender_for(client).send(adapter.prepare(REQUEST))
+    assert receipt.reference == "ac4a6ec5-4e0a-4b25-a1a2-b1e8c6e1e2a4"
+    assert correlation_ids.lookup("ac4a6ec5-4e0a-4b25-a1a2-b1e8c6e1e2a4") == "order-17"
+    assert correlation_ids.lookup("another-queue-item") is None
+
+
+async def test_a_chirpstack_answer_without_an_id_leaves_no_reference(lns: LocalLns, client: httpx.AsyncClient) -> None:
+    lns.respond_with(lambda _request: Answer(200, b"not json"))
+    adapter = ChirpStackAdapter(
+        ChirpStackLns.model_validate({"ingressToken": "in", "apiUrl": f"{lns.url}/api", "apiToken": "cs-token"})
+    )
+    assert (await sender_for(client).send(adapter.prepare(REQUEST))).reference is None
 
 
 async def test_tts_pushes_on_the_webhook_downlink_queue_with_the_api_key(

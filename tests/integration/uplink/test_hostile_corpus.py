@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import shutil
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -52,6 +54,8 @@ SENT = "DevEUI_downlink_Sent"
 REJECTED = "DevEUI_downlink_Rejected"
 ARRIVAL_TIMEOUT_SECS = 10.0
 TTS_MESSAGE_NOT_AN_OBJECT = b'{"uplink_message": "x", "end_device_ids": {}}'
+SAMPLES = Path(__file__).parents[2] / "events" / "lns"
+EVENT_SIGNED_FIELDS = ("CustomerID", "DevEUI")
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,146 @@ def tts(message: dict[str, Any] | None = None, **changes: Any) -> bytes:
     document["uplink_message"].update(message or {})
     document.update(changes)
     return orjson.dumps(document)
+
+
+def cs_event(name: str, **changes: Any) -> bytes:
+    """A ChirpStack event sample for the corpus device, with ``changes`` (None removes a field)."""
+    event = json.loads((SAMPLES / f"chirpstack_{name}.json").read_text())
+    event["deviceInfo"]["devEui"] = DEV_EUI.lower()
+    event.update(changes)
+    return orjson.dumps({key: value for key, value in event.items() if value is not None})
+
+
+def tts_event(name: str, inner: dict[str, Any] | None = None, **changes: Any) -> bytes:
+    """A TTS webhook sample for the corpus device; ``inner`` changes the message under its own key."""
+    document = json.loads((SAMPLES / f"tts_{name}.json").read_text())
+    document["end_device_ids"]["dev_eui"] = DEV_EUI
+    key = next(key for key in document if key not in {"end_device_ids", "correlation_ids", "received_at"})
+    document[key].update(inner or {})
+    document.update(changes)
+    return orjson.dumps(document)
+
+
+def signed_event(name: str, *, signed: bool = True, **changes: Any) -> tuple[str, bytes]:
+    """A ThingPark notification or location sample for the corpus device, signed with the AS key."""
+    document = json.loads((SAMPLES / f"thingpark_{name}.json").read_text())
+    [(root, inner)] = document.items()
+    inner.update(DevEUI=DEV_EUI, Time=datetime.now(UTC).isoformat(timespec="milliseconds"), **changes)
+    query = thingpark_query(inner, EVENT_SIGNED_FIELDS, key=AS_KEY if signed else None)
+    return f"{TP}?{query}", orjson.dumps({root: inner})
+
+
+def event_cases() -> list[Case]:
+    """Hostile event bodies: joins, status, locations, logs and downlink reports that must be refused."""
+    cs = {"Content-Type": JSON_TYPE, "Authorization": f"Bearer {CS_TOKEN}"}
+    tts_auth = {"Content-Type": JSON_TYPE, "Authorization": TTS_TOKEN}
+    status, location = "/uplinks/chirpstack?event=status", "/uplinks/chirpstack?event=location"
+    join, log = "/uplinks/chirpstack?event=join", "/uplinks/chirpstack?event=log"
+    return [
+        Case("ChirpStack status without Authorization", status, cs_event("status"), 401),
+        Case("ChirpStack status, margin 99", status, cs_event("status", margin=99), 400, cs),
+        Case("ChirpStack status, battery -1 %", status, cs_event("status", batteryLevel=-1), 400, cs),
+        Case("ChirpStack status, battery a word", status, cs_event("status", batteryLevel="full"), 400, cs),
+        Case("ChirpStack status, external power 'yes'", status, cs_event("status", externalPowerSource="y"), 400, cs),
+        Case("ChirpStack location, latitude 91", location, cs_event("location", location={"latitude": 91}), 400, cs),
+        Case(
+            "ChirpStack location, longitude a word",
+            location,
+            cs_event("location", location={"latitude": 1, "longitude": "east"}),
+            400,
+            cs,
+        ),
+        Case(
+            "ChirpStack location, negative accuracy",
+            location,
+            cs_event("location", location={"latitude": 1, "longitude": 2, "accuracy": -5}),
+            400,
+            cs,
+        ),
+        Case("ChirpStack location without location", location, cs_event("location", location=None), 400, cs),
+        Case("ChirpStack join, devAddr injection", join, cs_event("join", devAddr="00/+/#"), 400, cs),
+        Case("ChirpStack join without deviceInfo", join, cs_event("join", deviceInfo=None), 400, cs),
+        Case("ChirpStack join, devEui injection", join, cs_event("join", deviceInfo={"devEui": "01/+/#"}), 400, cs),
+        Case("ChirpStack log, level PANIC", log, cs_event("log", level="PANIC"), 400, cs),
+        Case("ChirpStack log, context not text", log, cs_event("log", context={"queue_item_id": 5}), 400, cs),
+        Case("ChirpStack log, description of 2000 chars", log, cs_event("log", description="x" * 2000), 400, cs),
+        Case(
+            "ChirpStack txack without queueItemId",
+            "/uplinks/chirpstack?event=txack",
+            cs_event("txack", queueItemId=None),
+            400,
+            cs,
+        ),
+        Case(
+            "ChirpStack ack, acknowledged 'yes'",
+            "/uplinks/chirpstack?event=ack",
+            cs_event("ack", acknowledged="yes"),
+            400,
+            cs,
+        ),
+        Case("TTS join_accept without Authorization", "/uplinks/tts", tts_event("join_accept"), 401),
+        Case(
+            "TTS join_accept, dev_eui injection",
+            "/uplinks/tts",
+            tts_event("join_accept", end_device_ids={"dev_eui": "70B3/+/#"}),
+            400,
+            tts_auth,
+        ),
+        Case(
+            "TTS location_solved, latitude a word",
+            "/uplinks/tts",
+            tts_event("location_solved", {"location": {"latitude": "north", "longitude": 4}}),
+            400,
+            tts_auth,
+        ),
+        Case(
+            "TTS service_data, data a list",
+            "/uplinks/tts",
+            tts_event("service_data", {"data": [1, 2]}),
+            400,
+            tts_auth,
+        ),
+        Case(
+            "TTS location_solved of 200 KiB",
+            "/uplinks/tts",
+            tts_event("location_solved", {"attributes": {"blob": "a" * 200_000}}),
+            413,
+            tts_auth,
+        ),
+        Case(
+            "TTS uplink_normalized, payload a string",
+            "/uplinks/tts",
+            tts_event("uplink_normalized", {"normalized_payload": "hot"}),
+            400,
+            tts_auth,
+        ),
+        Case(
+            "TTS downlink_ack, correlation_ids not a list",
+            "/uplinks/tts",
+            tts_event("downlink_ack", {"correlation_ids": "aws-iot-bridge:x"}),
+            400,
+            tts_auth,
+        ),
+        Case(
+            "TTS downlink_failed, no DevEUI anywhere",
+            "/uplinks/tts",
+            orjson.dumps(
+                {
+                    **json.loads((SAMPLES / "tts_downlink_failed.json").read_text()),
+                    "end_device_ids": {"device_id": "dev1", "application_ids": {"application_id": "app1"}},
+                }
+            ),
+            400,
+            tts_auth,
+        ),
+        Case(
+            "ThingPark status notification without Token", *signed_event("notification_devstatusans", signed=False), 401
+        ),
+        Case("ThingPark status notification, battery 300", *signed_event("notification_devstatusans", Var1="300"), 400),
+        Case("ThingPark status notification, margin 40", *signed_event("notification_devstatusans", Var2="40"), 400),
+        Case("ThingPark location, DevLAT 123", *signed_event("location", DevLAT=123), 400),
+        Case("ThingPark location, DevLON missing", *signed_event("location", DevLON=None), 400),
+    ]
 
 
 def corpus(replayed_uplink: tuple[str, bytes], replayed_report: tuple[str, bytes]) -> list[Case]:
@@ -261,6 +405,8 @@ def corpus(replayed_uplink: tuple[str, bytes], replayed_report: tuple[str, bytes
         # Routes
         Case("an LNS that does not exist", "/uplinks/lorawan", genuine_line, 404),
         Case("a connection that does not exist", "/connections/nope/uplinks/thingpark", genuine_line, 404),
+        # Events beyond uplinks and downlink reports
+        *event_cases(),
     ]
 
 
@@ -369,6 +515,7 @@ async def test_every_hostile_request_is_refused_with_a_4xx_and_nothing_is_publis
     await asyncio.sleep(0.3)  # anything published out of order would arrive within this
 
     assert len(cases) >= 60
+    assert len(event_cases()) >= 15
     assert {name: answer.status_code for name, answer in answers.items()} == {case.name: case.status for case in cases}
     for name, answer in answers.items():
         assert answer.headers["content-type"] == "application/json", name

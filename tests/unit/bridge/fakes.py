@@ -26,6 +26,8 @@ class FakeClient:
     failure_name: str | None = None
     control: list[tuple[str, bytes]] = field(default_factory=list)
     subscriptions: list[str] = field(default_factory=list)
+    last_error: str | None = None
+    keeps_session: bool = False
     _state: ConnectionState = ConnectionState.DEACTIVATED
 
     @property

@@ -320,13 +320,13 @@ async def test_chirpstack_up_event_is_normalised_to_thingpark_form() -> None:
     }
 
 
-async def test_chirpstack_other_events_are_acknowledged_not_published() -> None:
+async def test_chirpstack_events_the_bridge_does_not_carry_are_acknowledged_not_published() -> None:
     ingress, sink, _, registry = build()
     result = await ingress.handle(
-        "chirpstack", b'{"deviceInfo": {}}', query=b"event=join", authorization=CHIRPSTACK_TOKEN.encode()
+        "chirpstack", b'{"deviceInfo": {}}', query=b"event=integration", authorization=CHIRPSTACK_TOKEN.encode()
     )
     assert (result.status, sink.items) == (202, [])
-    assert sample_value(registry, "bridge_ingress_ignored_total", {"lns": "chirpstack", "event": "join"}) == 1
+    assert sample_value(registry, "bridge_ingress_ignored_total", {"lns": "chirpstack", "event": "integration"}) == 1
 
 
 async def test_tts_uplink_message_is_normalised() -> None:
@@ -341,10 +341,12 @@ async def test_tts_uplink_message_is_normalised() -> None:
     assert orjson.loads(document)["payload"] == {"humidity": 40}
 
 
-async def test_tts_join_accept_is_acknowledged() -> None:
-    ingress, sink, _, _ = build()
-    result = await ingress.handle("tts", b'{"join_accept": {}}', authorization=TTS_TOKEN.encode())
+async def test_tts_messages_the_bridge_does_not_carry_are_acknowledged() -> None:
+    ingress, sink, _, registry = build()
+    result = await ingress.handle("tts", b'{"downlink_queue_invalidated": {}}', authorization=TTS_TOKEN.encode())
     assert (result.status, sink.items) == (202, [])
+    labels = {"lns": "tts", "event": "downlink_queue_invalidated"}
+    assert sample_value(registry, "bridge_ingress_ignored_total", labels) == 1
 
 
 @pytest.mark.parametrize(

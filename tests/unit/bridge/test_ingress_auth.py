@@ -50,6 +50,7 @@ async def test_a_signed_uplink_is_accepted_once() -> None:
     assert upper_token.status == 403  # the Token's case does not make it a new one
     assert len(sink.items) == 1
     assert sample_value(registry, "bridge_uplinks_rejected_total", {"reason": "replayed"}) == 2
+    assert sample_value(registry, "bridge_ingress_unauthorized_total") == 0  # a replay is 403, not a credential
 
 
 async def test_a_signed_uplink_refused_for_a_full_buffer_may_come_back() -> None:
@@ -76,6 +77,7 @@ async def test_a_report_without_a_token_or_with_a_wrong_one_is_refused_and_not_r
     assert recorder.reports == []
     assert sink.items == []
     assert sample_value(registry, "bridge_uplinks_rejected_total", {"reason": "token_mismatch"}) == 2
+    assert sample_value(registry, "bridge_ingress_unauthorized_total", {"lns": "thingpark"}) == 3
 
 
 async def test_a_signed_report_reaches_the_downlink_part_once() -> None:

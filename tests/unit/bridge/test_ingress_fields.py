@@ -177,3 +177,15 @@ def test_the_first_radio_metadata_object_or_nothing(value: object, expected: dic
 )
 def test_radio_metadata_is_a_number_or_nothing(value: object, expected: float | None) -> None:
     assert fields.optional_float(value) == expected
+
+
+@pytest.mark.parametrize("value", ["--5", "-", "", "٣", "7.0", 32, -33, True, 1.5, "100"])
+def test_a_link_margin_outside_lorawans_six_bits_is_refused_naming_the_field(value: object) -> None:
+    with pytest.raises(InvalidFieldError) as refused:
+        fields.link_margin(value, "DevEUI_notification.Var2")
+    assert refused.value.field == "DevEUI_notification.Var2"
+
+
+@pytest.mark.parametrize(("value", "margin"), [("-32", -32), ("7", 7), (31, 31), (0, 0)])
+def test_a_link_margin_is_read_as_an_integer(value: object, margin: int) -> None:
+    assert fields.link_margin(value, "margin") == margin

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import sys
+from typing import Any
 
 import orjson
 import pytest
@@ -15,7 +16,7 @@ from bridge_container.metrics import EmfEmitter, UplinkMetrics, new_registry, re
 from bridge_container.mqtt.crt import classify_failure
 from bridge_container.mqtt.port import ReconnectSettings, client_settings
 from bridge_container.settings import ServiceSettings
-from bridge_container.states import ConnectionState, pool_state
+from bridge_container.states import ClientReport, ConnectionState, StateReport, pool_state
 from bridge_domain.connection import ConnectionConfiguration
 
 
@@ -30,7 +31,8 @@ def test_emf_lines_carry_counter_increases_per_connection() -> None:
     emitter.emit()
     metrics.accepted.labels("default", "thingpark").inc(1)
     emitter.emit()
-    first, second = (orjson.loads(line) for line in stream.getvalue().splitlines())
+    documents = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    first, second = (d for d in documents if d["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["ConnectionId"]])
     assert (first["UplinksAccepted"], first["UplinksDropped"], second["UplinksAccepted"]) == (7, 1, 1)
     directive = first["_aws"]["CloudWatchMetrics"][0]
     assert directive["Namespace"] == "AwsIotBridge"
@@ -38,6 +40,43 @@ def test_emf_lines_carry_counter_increases_per_connection() -> None:
     assert {"Name": "UplinksPublished", "Unit": "Count"} in directive["Metrics"]
     assert first["ConnectionId"] == "default"
     assert first["_aws"]["Timestamp"] == 1_700_000_000_000
+
+
+def test_emf_breakdowns_carry_each_reason_and_state_as_a_dimension() -> None:
+    registry = new_registry()
+    metrics = UplinkMetrics(registry)
+    stream = io.StringIO()
+    emitter = EmfEmitter(registry, stream=stream, clock=lambda: 1_700_000_000.0)
+    metrics.dropped.labels("default", "publish_failed").inc(2)
+    metrics.dropped.labels("default", "shutdown").inc()
+    metrics.rejected.labels("default", "thingpark", "token_mismatch").inc()
+    metrics.unauthorized.labels("default", "thingpark").inc()
+    metrics.client_state.labels("default", "c-0").state("OPENED")
+    metrics.client_state.labels("default", "c-1").state("AUTHENTICATION_FAILED")
+    emitter.emit()
+    metrics.dropped.labels("default", "shutdown").inc(4)
+    emitter.emit()
+    documents: list[dict[str, Any]] = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+
+    def find(emission: int, **dimensions: str) -> dict[str, Any]:
+        per_emission = len(documents) // 2
+        [document] = [
+            d
+            for d in documents[emission * per_emission : (emission + 1) * per_emission]
+            if d["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["ConnectionId", *dimensions]]
+            and all(d.get(key) == value for key, value in dimensions.items())
+        ]
+        return document
+
+    assert find(0)["UplinksDropped"] == 3
+    assert find(0)["IngressUnauthorized"] == 1
+    assert find(0, Reason="publish_failed")["UplinksDropped"] == 2
+    assert find(1, Reason="shutdown")["UplinksDropped"] == 4  # the increase since the last line
+    assert find(0, Reason="token_mismatch")["UplinksRejected"] == 1
+    assert find(0, State="AUTHENTICATION_FAILED")["MqttClients"] == 1
+    assert find(0, State="OPENED")["MqttClients"] == 1
+    assert find(0, State="CLOSED")["MqttClients"] == 0
+    assert "UplinksDropped" not in find(0, State="OPENED")
 
 
 def test_forget_removes_every_series_of_a_connection() -> None:
@@ -107,6 +146,19 @@ def test_pool_state_is_the_best_client_state() -> None:
         pool_state([ConnectionState.AUTHENTICATION_FAILED, ConnectionState.UNREACHABLE]) is ConnectionState.UNREACHABLE
     )
     assert pool_state([]) is ConnectionState.DEACTIVATED
+
+
+def test_pool_report_names_the_client_in_the_pool_state_and_its_error() -> None:
+    refused = ClientReport("bridge-0", ConnectionState.AUTHENTICATION_FAILED, "certificate refused (X)")
+    unreachable = ClientReport("bridge-1", ConnectionState.UNREACHABLE, "no route (Y)")
+    silent = ClientReport("bridge-2", ConnectionState.OPENING)
+    report = StateReport.of_clients([refused, unreachable])
+    assert (report.state, report.reason) == (ConnectionState.UNREACHABLE, "bridge-1: no route (Y)")
+    assert report.clients == (refused, unreachable)
+    assert StateReport.of_clients([refused, silent]).reason == "bridge-2: connecting"
+    opened = StateReport.of_clients([unreachable, ClientReport("bridge-3", ConnectionState.OPENED)])
+    assert (opened.state, opened.reason) == (ConnectionState.OPENED, None)
+    assert StateReport.of_clients([]) == StateReport(ConnectionState.DEACTIVATED, "stopped")
 
 
 def test_client_settings_derive_ids_endpoint_and_keep_secrets_out_of_repr() -> None:

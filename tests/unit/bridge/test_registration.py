@@ -17,6 +17,7 @@ from bridge_container.exceptions import RegistrationError
 from bridge_container.metrics import UplinkMetrics, new_registry
 from bridge_container.registration import BatchingRegistrar, LambdaBackend, RegistrarSettings, registration_settings
 from bridge_domain.connection import ConnectionConfiguration
+from bridge_domain.quotas import CREATE_THING_PER_SEC
 from bridge_domain.registration import RegistrationOutcome, RegistrationResult
 from tests.metrics import sample_value
 
@@ -172,3 +173,10 @@ async def test_lambda_backend_turns_a_function_error_into_a_registration_error()
     client, _ = lambda_client_answering({"errorMessage": "boom"}, function_error="Unhandled")
     with pytest.raises(RegistrationError, match="boom"):
         await LambdaBackend("register", client=client).register([DEV_A])
+
+
+def test_in_process_registration_paces_at_the_rate_it_is_given() -> None:
+    base = {"deviceType": "sensor", "region": "eu-central-1", "protocol": "WSS", "accountPrefix": "abcdefgh-ats"}
+    config = ConnectionConfiguration.model_validate(base)
+    assert registration_settings(config).max_calls_per_sec == CREATE_THING_PER_SEC
+    assert registration_settings(config, CREATE_THING_PER_SEC / 3).max_calls_per_sec == 5.0

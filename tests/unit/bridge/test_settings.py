@@ -146,3 +146,10 @@ def test_the_settings_module_imports_no_server_or_mqtt_library() -> None:
     )
 
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("rate", ["0", "15.5"])
+def test_the_registration_rate_stays_within_the_create_thing_quota(rate: str) -> None:
+    with pytest.raises(SettingsError, match="BRIDGE_REGISTRATION_RATE_PER_SEC"):
+        ServiceSettings.from_env({"BRIDGE_REGISTRATION_RATE_PER_SEC": rate})
+    assert ServiceSettings.from_env({"BRIDGE_REGISTRATION_RATE_PER_SEC": "5"}).registration_rate_per_sec == 5.0

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +106,39 @@ def test_chunk_boundaries_keep_create_thing_within_the_rate(iot: Any, thing_type
     assert {result.outcome for result in results} == {RegistrationOutcome.CREATED}
     assert chunk_sizes == [15] * 6 + [10]
     assert max_calls_in_any_second(create_times) <= 15
+
+
+@pytest.mark.parametrize(
+    ("extra_env", "expected"),
+    [
+        ({}, "no AWS region: pass --region, set AWS_DEFAULT_REGION"),
+        ({"AWS_DEFAULT_REGION": "eu-west-1"}, "no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID"),
+        ({"AWS_DEFAULT_REGION": "eu-west-1", "AWS_PROFILE": "nope"}, "AWS profile 'nope' is not in ~/.aws/config"),
+    ],
+    ids=["no-region", "no-credentials", "unknown-profile"],
+)
+def test_missing_aws_setup_is_one_line_naming_what_is_missing(
+    tmp_path: Path, extra_env: dict[str, str], expected: str
+) -> None:
+    source = write_csv(tmp_path / "devices.csv", [["DevEUI"], ["70B3D57ED0000001"]])
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),  # no ~/.aws
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+        "AWS_EC2_METADATA_DISABLED": "true",  # no instance role to find here; skip its timeout
+        **extra_env,
+    }
+    arguments = [str(source), "--thing-type", "sensor", "--principal-arn", "arn:aws:iot:eu-west-1:1:cert/x"]
+    done = subprocess.run(
+        [sys.executable, "-m", "cli", *arguments],
+        env=env,
+        cwd=Path(__file__).parents[3],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith(expected), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge_container.states import ConnectionState
+from bridge_container.states import ConnectionState, StateReport
 from bridge_domain.connection import Connection
 from devtools.pki import CertPair
 
@@ -96,7 +96,7 @@ class FakeRuntimes:
         self.calls.append(("remove", connection_id))
         del self.running[connection_id]
 
-    def connection_state(self, connection_id: str) -> ConnectionState:
+    def connection_report(self, connection_id: str) -> StateReport:
         if connection_id not in self.running:
             raise KeyError(connection_id)
-        return self.state
+        return StateReport(self.state, None if self.state is ConnectionState.OPENED else "held by the test")

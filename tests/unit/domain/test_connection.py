@@ -146,6 +146,33 @@ def test_uplink_topics_must_not_match_the_downlink_filter(document: dict[str, An
     assert paths(caught.value) == {"configuration.downlinkTopicPattern"}
 
 
+def test_basic_ingest_takes_a_rule_name_and_the_topic_after_its_prefix(document: dict[str, Any]) -> None:
+    document["configuration"].update(uplinkDelivery="basicIngest", basicIngestRule="store_uplinks")
+    assert parse_connection(document).configuration.uplink_topic_prefix == "$aws/rules/store_uplinks/"
+    document["configuration"].update(uplinkTopicPattern="$aws/rules/x/{DevEUI}")
+    with pytest.raises(ConfigError, match="cannot start with") as caught:
+        parse_connection(document)
+    assert paths(caught.value) == {"configuration.uplinkTopicPattern"}
+
+
+@pytest.mark.parametrize("rule", ["store-uplinks", "", "a" * 129, "a/b"])
+def test_a_basic_ingest_rule_name_is_what_aws_iot_allows(document: dict[str, Any], rule: str) -> None:
+    document["configuration"].update(uplinkDelivery="basicIngest", basicIngestRule=rule)
+    with pytest.raises(ConfigError) as caught:
+        parse_connection(document)
+    assert paths(caught.value) == {"configuration.basicIngestRule"}
+
+
+def test_basic_ingest_uplinks_cannot_loop_into_the_downlink_subscription(document: dict[str, Any]) -> None:
+    # No subscriber sees a Basic Ingest publish, so uplink and downlink topics may share a pattern.
+    document["configuration"].update(downlinkTopicPattern="tpx/things/{DevEUI}/uplink", uplinkDelivery="basicIngest")
+    assert parse_connection(document).configuration.uplink_delivery == "basicIngest"
+
+
+def test_topic_delivery_has_no_prefix(document: dict[str, Any]) -> None:
+    assert parse_connection(document).configuration.uplink_topic_prefix == ""
+
+
 def test_unknown_field_is_named(document: dict[str, Any]) -> None:
     document["configuration"]["uplinkTopicPatern"] = "x/{DevEUI}"
     with pytest.raises(ConfigError) as caught:

@@ -67,7 +67,14 @@ def test_thingpark_form_is_accepted_with_its_string_values() -> None:
             }
         }
     )
-    assert request == DownlinkRequest(DEV_EUI, 3, b"\xab\xcd", confirmed=True, correlation_id="4434704901C7450B")
+    assert request == DownlinkRequest(
+        DEV_EUI,
+        3,
+        b"\xab\xcd",
+        confirmed=True,
+        correlation_id="4434704901C7450B",
+        thingpark_correlation_id="4434704901C7450B",
+    )
 
 
 def test_thingpark_form_without_port_takes_the_connection_port() -> None:
@@ -134,3 +141,38 @@ def test_a_topic_outside_the_pattern_is_refused() -> None:
 )
 def test_the_correlation_id_of_a_refused_document_is_still_found(body: bytes, expected: str | None) -> None:
     assert correlation_id_of(body) == expected
+
+
+def test_validity_and_queue_item_id_are_read_from_the_bridge_form() -> None:
+    item_id = "0B6F5A4E-6C1E-4A8E-9D57-1F0C0F6A2B3C"
+    request = parse({"payload_hex": "01", "validUntil": "2026-12-02T20:00:00Z", "queueItemId": item_id})
+    assert request.valid_until is not None
+    assert request.valid_until.isoformat() == "2026-12-02T20:00:00+00:00"
+    assert request.queue_item_id == "0b6f5a4e-6c1e-4a8e-9d57-1f0c0f6a2b3c"
+    assert request.identity == "chirpstack:0b6f5a4e-6c1e-4a8e-9d57-1f0c0f6a2b3c"
+
+
+def test_a_thingpark_correlation_id_names_the_downlink_and_its_validity_time_is_read() -> None:
+    request = parse(
+        {"DevEUI_downlink": {"payload_hex": "01", "CorrelationID": "ABC", "ValidityTime": "2026-12-02T20:00:00+02:00"}}
+    )
+    assert request.identity == "thingpark:ABC"
+    assert request.valid_until is not None
+    assert request.valid_until.utcoffset() is not None
+
+
+def test_a_bridge_correlation_id_does_not_name_the_downlink() -> None:
+    assert parse({"payload_hex": "01", "correlationId": "order-1"}).identity is None
+
+
+@pytest.mark.parametrize(
+    ("document", "field"),
+    [
+        ({"payload_hex": "01", "queueItemId": "not-a-uuid"}, "queueItemId"),
+        ({"payload_hex": "01", "validUntil": "tomorrow"}, "validUntil"),
+        ({"payload_hex": "01", "validUntil": "2026-12-02T20:00:00"}, "validUntil"),
+    ],
+)
+def test_a_bad_validity_or_queue_item_id_is_refused_by_name(document: dict[str, object], field: str) -> None:
+    with pytest.raises(DocumentError, match=field):
+        parse(document)

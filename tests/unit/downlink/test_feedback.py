@@ -31,7 +31,11 @@ def test_feedback_topics_append_the_status_to_the_downlink_topic() -> None:
     assert [topics.topic(status, "70B3D57ED0000001") for status in FeedbackStatus] == [
         "fleet/70B3D57ED0000001/down/queued",
         "fleet/70B3D57ED0000001/down/sent",
+        "fleet/70B3D57ED0000001/down/acknowledged",
+        "fleet/70B3D57ED0000001/down/nacked",
+        "fleet/70B3D57ED0000001/down/expired",
         "fleet/70B3D57ED0000001/down/failed",
+        "fleet/70B3D57ED0000001/down/expired",
     ]
 
 

@@ -160,7 +160,9 @@ def test_basic_ingest_goes_to_the_rule_and_its_prefix_is_not_counted(rules: IotC
     verdict = publish(rules, account, "$aws/rules/store_uplinks/a/b/c/d/e/f/g/h")  # 7 slashes after the prefix
     assert (verdict.action, verdict.rule) == (Action.INGEST, "store_uplinks")
     assert rules.report()["basic_ingest"] == {"store_uplinks": 1}
+    assert rules.report()["basic_ingest_topics"] == ["$aws/rules/store_uplinks/a/b/c/d/e/f/g/h"]
     assert publish(rules, account, "$aws/rules/r/a/b/c/d/e/f/g/h/i").reason is Reason.TOPIC_TOO_DEEP
+    assert len(rules.report()["basic_ingest_topics"]) == 1
 
 
 def test_basic_ingest_counts_for_the_rate(rules: IotCoreRules) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bridge_container.metrics import UplinkMetrics, new_registry, render
-from devtools.summary import BridgeFigures, Snapshot, final_report, parse_metrics, summary_line
+from devtools.summary import BridgeFigures, Snapshot, combine, final_report, parse_metrics, summary_line
 
 
 def test_figures_come_from_the_bridges_metric_families() -> None:
@@ -37,3 +37,17 @@ def test_summary_line_shows_rates_over_the_interval() -> None:
     assert "at broker    20.0/s" in line
     assert "pool OPENED (2 OPENED)" in line
     assert "60 received from mosquitto (3 devices)" in final_report(snapshot(4.0, 60))
+
+
+def test_the_figures_of_several_tasks_add_up() -> None:
+    first = BridgeFigures(
+        accepted=3, published=2, dropped={"x": 1}, pool_states={"c": "OPENED"}, client_states={"OPENED": 2}
+    )
+    second = BridgeFigures(
+        accepted=4, published=4, dropped={"x": 2, "y": 1}, pool_states={"c": "OPENING"}, client_states={"OPENED": 1}
+    )
+    total = combine([first, second])
+    assert (total.accepted, total.published, total.dropped) == (7, 6, {"x": 3, "y": 1})
+    assert total.pool_states == {"task1/c": "OPENED", "task2/c": "OPENING"}
+    assert total.client_states == {"OPENED": 3}
+    assert combine([first]) is first
