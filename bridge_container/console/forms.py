@@ -21,6 +21,7 @@ from pydantic.fields import FieldInfo
 
 from bridge_container.connections.documents import CERTIFICATE_FIELDS
 from bridge_domain.connection import CONNECTOR_ID, BrokerOverride, Connection, ConnectionConfiguration
+from bridge_domain.events import EventSettings
 from bridge_domain.exceptions import FieldIssue
 from bridge_domain.lns import ChirpStackLns, ThingParkLns, TtsLns
 from bridge_domain.loading import format_location
@@ -126,7 +127,7 @@ def _fields_of(model: type[BaseModel], prefix: str, only: tuple[str, ...] | None
 
 
 def _configuration_fields() -> list[FormField]:
-    nested = {"broker", "lns"}
+    nested = {"broker", "lns", "events"}
     return [
         entry
         for entry in _fields_of(ConnectionConfiguration, "configuration")
@@ -147,6 +148,12 @@ def connection_form() -> tuple[FieldGroup, ...]:
             "Certificate (SSL)",
             tuple(_fields_of(ConnectionConfiguration, "configuration", CERTIFICATE_FIELDS)),
             note="Required when the protocol is SSL, unless createCertificate is on. Hidden, and kept, while WSS.",
+        ),
+        FieldGroup(
+            "events",
+            "Device events",
+            tuple(_fields_of(EventSettings, "events")),
+            note="Events beyond uplinks the network servers send: each kind on or off, and where they are published.",
         ),
         FieldGroup(
             "broker",
@@ -174,8 +181,8 @@ def _body_path(name: str, lns_index: Mapping[str, int]) -> tuple[str | int, ...]
         return ("name",)
     if parts[0] == "configuration":
         return ("configuration", parts[1])
-    if parts[0] == "broker":
-        return ("configuration", "broker", parts[1])
+    if parts[0] in ("broker", "events"):
+        return ("configuration", parts[0], parts[1])
     kind, leaf = parts[1], parts[2]
     return ("configuration", "lns", lns_index.get(kind, -1), leaf)
 
@@ -254,6 +261,7 @@ def build_body(form: Mapping[str, str], stored: Mapping[str, Any] | None) -> Bui
     if form.get("broker.enabled"):
         configuration["broker"] = {}
     configuration["lns"] = [{"kind": kind} for kind in enabled_lns]
+    configuration["events"] = {}
     built = BuiltBody(body)
     for group in FORM:
         if group.toggle is not None and not form.get(group.toggle):

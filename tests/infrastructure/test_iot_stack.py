@@ -195,14 +195,23 @@ def test_basic_ingest_rule_role_may_only_send_to_its_queue_for_that_rule(synthes
     ]
 
 
-def test_with_basic_ingest_the_bridge_may_publish_only_under_its_rules_prefix(
+def test_with_basic_ingest_the_bridge_may_publish_uplinks_only_under_its_rules_prefix(
     synthesized_plain_http: Synthesized,
 ) -> None:
     [policy] = synthesized_plain_http.properties("AWS::IoT::Policy")
     [publish] = [s for s in policy["PolicyDocument"]["Statement"] if s["Action"] == "iot:Publish"]
     resources = publish["Resource"] if isinstance(publish["Resource"], list) else [publish["Resource"]]
+    topics = [_resource_part(r) for r in resources]
 
-    assert [_resource_part(r) for r in resources] == ["topic/$aws/rules/iot_bridge_uplinks/tpx/things/*/uplink"]
+    # Uplinks only through the rule; device events (join, status, location by default) stay on their own topics.
+    assert [topic for topic in topics if topic.endswith("/uplink")] == [
+        "topic/$aws/rules/iot_bridge_uplinks/tpx/things/*/uplink"
+    ]
+    assert sorted(topic for topic in topics if not topic.endswith("/uplink")) == [
+        "topic/tpx/things/*/join",
+        "topic/tpx/things/*/location",
+        "topic/tpx/things/*/status",
+    ]
 
 
 def test_topic_delivery_creates_no_basic_ingest_rule_or_queue(synthesized_example: Synthesized) -> None:

@@ -129,3 +129,22 @@ def test_an_unchecked_lns_is_left_out_and_an_unchecked_box_is_false(cert: CertPa
     body = forms.build_body(form, None).body
     assert [entry["kind"] for entry in body["configuration"]["lns"]] == ["thingpark"]
     assert body["configuration"]["downlinkEnabled"] is False
+
+
+def test_an_edit_form_keeps_the_event_switches_and_the_numeric_choices(cert: CertPair) -> None:
+    form = filled_form(
+        cert,
+        **{
+            "events.join": "",
+            "events.log": "on",
+            "events.topicPattern": "ev/{DevEUI}/{Event}",
+            "configuration.uplinkQos": "1",
+        },
+    )
+    stored = masked_document(validate_body(forms.build_body(form, None).body))
+    assert stored["configuration"]["events"]["topicPattern"] == "ev/{DevEUI}/{Event}"
+    again = forms.build_body(forms.values_of(stored), stored).body["configuration"]
+    events = again["events"]
+    assert (events["join"], events["log"], events["status"]) == (False, True, True)
+    assert events["topicPattern"] == "ev/{DevEUI}/{Event}"
+    assert again["uplinkQos"] == 1
