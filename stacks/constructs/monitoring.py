@@ -317,7 +317,15 @@ class BridgeMonitoring(Construct):
                     _search(EmfName.INGRESS_UNAUTHORIZED, "Sum"),
                 ],
             ),
-            graph("Uplinks dropped by reason", [_search(EmfName.UPLINKS_DROPPED, "Sum", EmfDimension.REASON)]),
+            graph(
+                "Uplinks dropped by reason; QoS 0 uplinks at risk (written as a connection dropped), in all and by "
+                "reason",
+                [
+                    _search(EmfName.UPLINKS_DROPPED, "Sum", EmfDimension.REASON),
+                    _search(EmfName.UPLINKS_AT_RISK, "Sum"),
+                    _search(EmfName.UPLINKS_AT_RISK, "Sum", EmfDimension.REASON),
+                ],
+            ),
             graph(
                 "Downlinks failed by reason; feedback not published",
                 [

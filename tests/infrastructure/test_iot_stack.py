@@ -64,7 +64,6 @@ def test_bridge_policy_is_derived_from_the_topic_patterns(synthesized_example: S
         "topic/tpx/things/*/downlink/nacked",
         "topic/tpx/things/*/downlink/expired",
         "topic/tpx/things/*/downlink/failed",
-        "topic/tpx/things/*/downlink/expired",
     ]
     assert grants["iot:Subscribe"] == [
         "topicfilter/tpx/things/+/downlink",

@@ -35,7 +35,6 @@ def test_feedback_topics_append_the_status_to_the_downlink_topic() -> None:
         "fleet/70B3D57ED0000001/down/nacked",
         "fleet/70B3D57ED0000001/down/expired",
         "fleet/70B3D57ED0000001/down/failed",
-        "fleet/70B3D57ED0000001/down/expired",
     ]
 
 
